@@ -1,0 +1,48 @@
+"""The ``landzoo`` command: one sub-command per module of this package.
+
+Each sub-command module exposes ``register(subparsers)``, which adds its parser and sets ``func``.
+Heavy imports (torch, rasterio) happen inside the commands, so ``landzoo --help`` is instant.
+Any :class:`~landzoo.errors.LandzooError` becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from landzoo import __version__
+from landzoo.errors import LandzooError
+
+#: Sub-command modules under ``landzoo.cli``, in the order ``--help`` lists them.
+COMMANDS: tuple[str, ...] = ("generate", "inspect")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="landzoo",
+        description="Benchmark, scale, train and transfer deep models for Sentinel-2 land-cover classification.",
+    )
+    parser.add_argument("--version", action="version", version=f"landzoo {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"landzoo.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except LandzooError as err:
+        print(f"landzoo {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"landzoo {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
