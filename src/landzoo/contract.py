@@ -40,6 +40,7 @@ __all__ = [
     "EUROSAT_CLASSES",
     "IGBP17",
     "IGBP17_TO_SIMPLE10",
+    "REFERENCE_MAP_EXTRA_CODES",
     "S1_BANDS",
     "S2_L1C_BANDS",
     "S2_L2A_BANDS",
@@ -450,3 +451,15 @@ def band_stats(bands: Sequence[str], stats: MappingProxyType | dict = BEN_BAND_S
     mean = np.array([stats[n][0] for n in names], dtype=np.float32)
     std = np.array([stats[n][1] for n in names], dtype=np.float32)
     return mean, std
+
+
+# --------------------------------------------------------------------------------------------------
+# BigEarthNet v2 reference maps (added with the BigEarthNet readers)
+# --------------------------------------------------------------------------------------------------
+
+#: Pixel values a v2 reference map may hold besides the 43 codes of :data:`BEN43_CLC_CODES`: GDAL nodata,
+#: the CLC class never present in BigEarthNet's labels, and the pipeline's "UNLABELED" (formats.md 2.3).
+#: None of them maps to a BigEarthNet-19 class.
+REFERENCE_MAP_EXTRA_CODES: Final = MappingProxyType(
+    {0: "no data", 335: "Glaciers and perpetual snow", 999: "UNLABELED"}
+)

@@ -1,0 +1,74 @@
+"""Summarise a raw dataset through its reader: patches per split, label frequencies, bad patches."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from landzoo.datasets.base import Reader
+
+
+def summarise(reader: Reader, *, progress: bool = True, limit: int | None = None) -> dict[str, Any]:
+    """Read every patch (or the first ``limit``) and count splits, labels and bad patches.
+
+    Reading the pixels is the point: it is what finds truncated or wrong-sized files. In skip mode the
+    bad patches are listed with their reasons; in raise mode the first one stops the summary.
+    """
+    if limit is not None:
+        reader.records = reader.records[:limit]
+    per_split: Counter[str] = Counter()
+    label_counts = {"all": np.zeros(len(reader.classes), dtype=np.int64)}
+    n_bad_before = len(reader.bad)
+    for sample in reader.iter_samples(progress=progress):
+        split = sample["meta"].get("split") or "none"
+        per_split[split] += 1
+        label_counts.setdefault(split, np.zeros(len(reader.classes), dtype=np.int64))
+        label_counts[split] += sample["label"]
+        label_counts["all"] += sample["label"]
+    bad = reader.bad[n_bad_before:] if limit is not None else reader.bad
+    return {
+        "dataset": reader.name,
+        "root": str(reader.root),
+        "bands": list(reader.bands),
+        "class_set": reader.class_set_name,
+        "split_source": getattr(reader, "split_source", None),
+        "patches": int(sum(per_split.values())),
+        "patches_per_split": dict(sorted(per_split.items())),
+        "label_frequency": {
+            split: {c: int(n) for c, n in zip(reader.classes, counts, strict=True)}
+            for split, counts in label_counts.items()
+        },
+        "missing_from_disk": dict(getattr(reader, "missing_from_disk", {}) or {}),
+        "excluded": dict(getattr(reader, "excluded", {}) or {}),
+        "bad_patches": [{"id": b.patch_id, "path": b.path, "reason": b.reason} for b in bad],
+    }
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """Human-readable text of :func:`summarise`'s result."""
+    lines = [
+        f"{summary['dataset']} at {summary['root']}",
+        f"bands: {','.join(summary['bands'])}   classes: {summary['class_set']}"
+        + (f"   splits from: {summary['split_source']}" if summary.get("split_source") else ""),
+        f"patches read: {summary['patches']}",
+    ]
+    for split, n in summary["patches_per_split"].items():
+        lines.append(f"  {split:<6} {n:>9,}")
+    for key, title in (("missing_from_disk", "listed but absent on disk"), ("excluded", "excluded")):
+        if summary[key]:
+            lines.append(f"{title}: " + ", ".join(f"{k} {v:,}" for k, v in summary[key].items()))
+    freq = summary["label_frequency"]["all"]
+    total = max(summary["patches"], 1)
+    width = max((len(c) for c in freq), default=10)
+    lines.append("label frequency (patches, share):")
+    for c, n in sorted(freq.items(), key=lambda kv: -kv[1]):
+        lines.append(f"  {c:<{width}} {n:>9,}  {100 * n / total:5.1f}%")
+    bad = summary["bad_patches"]
+    lines.append(f"bad patches: {len(bad)}")
+    for b in bad[:50]:
+        lines.append(f"  {b['id']}: {b['reason']}" + (f" ({b['path']})" if b["path"] else ""))
+    if len(bad) > 50:
+        lines.append(f"  ... and {len(bad) - 50} more (use --json for the full list)")
+    return "\n".join(lines)
