@@ -1,0 +1,795 @@
+"""Checkpoints that carry their data contract: safetensors weights + a JSON sidecar.
+
+Why: the paper's released checkpoints hold no record of their band order, and the code changed that
+order silently afterwards (B04,B03,B02 became B02,B03,B04 with identical tensor shapes), so restoring
+"worked" and swapped two bands. Here the weights never travel without the names of their input
+channels and output classes, and loading refuses data in another order.
+
+Layout (two forms, same content):
+
+* ``<name>.safetensors`` + ``<name>.json`` (``save_checkpoint("run/model.safetensors", ...)``);
+* a folder with ``model.safetensors`` + ``landzoo.json`` (``save_checkpoint("run/ckpt", ...)``); the
+  folder written by ``landzoo export`` is of this form (plus ``config.json`` and a model card).
+
+The sidecar (schema :data:`SCHEMA_VERSION`) holds the :class:`DataContract` (band names in channel
+order, class set and class names in output order, per-band normalisation by band name, input size,
+resampling mode), the architecture name and its keyword arguments, the training config, the final
+metrics, the landzoo version and git commit, and the SHA-256 of the weights file (a weights file
+paired with the wrong sidecar, or damaged, is refused). The safetensors header repeats the band
+order and class set, so the bare weights file still says what it expects.
+
+Non-finite floats (e.g. an undefined AUROC) are written as JSON ``null``, so the files parse everywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import enum
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from landzoo import __version__, contract
+from landzoo.contract import ContractError
+from landzoo.errors import LandzooError
+
+__all__ = [
+    "FOLDER_SIDECAR",
+    "FOLDER_WEIGHTS",
+    "RESAMPLE_MODES",
+    "SCHEMA_VERSION",
+    "CheckpointError",
+    "CheckpointMeta",
+    "ContractMismatchError",
+    "DataContract",
+    "build_model_from_checkpoint",
+    "checkpoint_paths",
+    "export_checkpoint",
+    "git_commit",
+    "load_checkpoint",
+    "read_meta",
+    "render_model_card",
+    "save_checkpoint",
+]
+
+#: Version of the sidecar layout; a reader refuses a newer one.
+SCHEMA_VERSION = 1
+#: File names inside a checkpoint folder.
+FOLDER_WEIGHTS = "model.safetensors"
+FOLDER_SIDECAR = "landzoo.json"
+#: Resampling modes a contract may name (those of :func:`landzoo.transforms.resample`).
+RESAMPLE_MODES = ("bicubic", "torch-bicubic", "bilinear", "nearest", "area")
+_FORMAT = "landzoo-checkpoint"
+
+
+class CheckpointError(LandzooError):
+    """A checkpoint that cannot be written or read: missing file, damaged weights, incomplete sidecar."""
+
+
+class ContractMismatchError(ContractError):
+    """The data offered to a checkpoint has other bands or classes (or another order) than it was trained on."""
+
+
+# --------------------------------------------------------------------------------------------------
+# the data contract
+# --------------------------------------------------------------------------------------------------
+
+
+def _names(items: Sequence[str]) -> str:
+    return ",".join(items)
+
+
+def _class_names(items: Sequence[str]) -> str:
+    # class names contain commas ("Moors, heathland and ..."), so quote each
+    return "; ".join(repr(c) for c in items)
+
+
+def _order_mismatch(kind: str, ours: tuple[str, ...], theirs: tuple[str, ...], fmt: Any) -> str | None:
+    """One-line description of how ``theirs`` differs from ``ours`` (None when equal)."""
+    if ours == theirs:
+        return None
+    both = f"checkpoint {kind} {fmt(ours)} vs data {fmt(theirs)}"
+    if set(ours) == set(theirs) and len(ours) == len(theirs):
+        i = next(i for i, (a, b) in enumerate(zip(ours, theirs, strict=True)) if a != b)
+        return (
+            f"{kind} order differs: {both} (same {len(ours)} {kind}, permuted; first difference at position {i}: "
+            f"checkpoint {ours[i]!r} vs data {theirs[i]!r}); read the data in the checkpoint's order"
+        )
+    parts = []
+    missing = [x for x in ours if x not in theirs]
+    extra = [x for x in theirs if x not in ours]
+    if missing:
+        parts.append(f"data lacks {fmt(missing)}")
+    if extra:
+        parts.append(f"data has extra {fmt(extra)}")
+    if not parts:
+        parts.append(f"data repeats {fmt(sorted({x for x in theirs if theirs.count(x) > 1}))}")
+    return f"{kind} differ: {both} ({'; '.join(parts)})"
+
+
+@dataclass(frozen=True)
+class DataContract:
+    """What a model's input channels and outputs mean, by name.
+
+    ``bands``: band names in channel order. ``class_set``: a name of :data:`landzoo.contract.CLASS_SETS`,
+    and ``classes`` must be exactly that set in its order (a reordered class list would be a silent
+    relabelling). ``stats``: per-band ``(mean, std)`` by band name (only the contract's bands are kept;
+    defaults to :data:`landzoo.contract.BEN_BAND_STATS`). ``input_size``: the model's square input side in
+    pixels. ``resample``: how band groups are brought to ``input_size`` (:data:`RESAMPLE_MODES`).
+    """
+
+    bands: tuple[str, ...]
+    class_set: str
+    classes: tuple[str, ...]
+    stats: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    input_size: int = 120
+    resample: str = "bicubic"
+
+    def __post_init__(self) -> None:
+        if not self.bands:
+            raise ContractError("a data contract needs band names (the channel order of the model's first layer)")
+        bands = contract.resolve_bands(tuple(self.bands))
+        expected = contract.class_set(self.class_set)
+        classes = tuple(self.classes)
+        if classes != expected:
+            msg = _order_mismatch("classes", expected, classes, _class_names)
+            raise ContractError(f"class set {self.class_set!r} is not given in its order: {msg}")
+        stats_in = dict(self.stats) if self.stats else dict(contract.BEN_BAND_STATS)
+        missing = [b for b in bands if b not in stats_in]
+        if missing:
+            raise ContractError(f"the data contract lacks normalisation statistics for band(s) {_names(missing)}")
+        stats: dict[str, tuple[float, float]] = {}
+        for b in bands:
+            v = stats_in[b]
+            mean, std = (v["mean"], v["std"]) if isinstance(v, Mapping) else tuple(v)
+            mean, std = float(mean), float(std)
+            if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
+                raise ContractError(
+                    f"band {b}: normalisation needs a finite mean and a positive std, got {mean}, {std}"
+                )
+            stats[b] = (mean, std)
+        size = int(self.input_size)
+        if size != self.input_size or size <= 0:
+            raise ContractError(f"input size must be a positive integer, got {self.input_size!r}")
+        if self.resample not in RESAMPLE_MODES:
+            raise ContractError(f"unknown resampling mode {self.resample!r}; known: {', '.join(RESAMPLE_MODES)}")
+        object.__setattr__(self, "bands", bands)
+        object.__setattr__(self, "classes", classes)
+        object.__setattr__(self, "stats", stats)
+        object.__setattr__(self, "input_size", size)
+
+    @classmethod
+    def from_names(
+        cls,
+        bands: str | Sequence[str],
+        class_set: str,
+        input_size: int,
+        *,
+        resample: str = "bicubic",
+        stats: Mapping[str, tuple[float, float]] | None = None,
+    ) -> DataContract:
+        """Build from a band selection (``"s2_10m_20m"`` or names) and a class-set name; stats from the contract."""
+        names = contract.resolve_bands(bands)
+        return cls(names, class_set, contract.class_set(class_set), dict(stats or {}), input_size, resample)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form (stats as ``{band: {"mean", "std"}}``)."""
+        return {
+            "bands": list(self.bands),
+            "class_set": self.class_set,
+            "classes": list(self.classes),
+            "stats": {b: {"mean": m, "std": s} for b, (m, s) in self.stats.items()},
+            "input_size": self.input_size,
+            "resample": self.resample,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "data contract") -> DataContract:
+        """Inverse of :meth:`to_dict`; a contract without band names is refused, naming ``source``."""
+        if not isinstance(data, Mapping):
+            raise CheckpointError(f"{source}: the data contract is not a JSON object")
+        if not data.get("bands"):
+            raise CheckpointError(
+                f"{source} has no band names in its data contract: refusing it, since the channel order of its "
+                "first layer cannot be checked against the data"
+            )
+        missing = [k for k in ("class_set", "classes", "stats", "input_size") if k not in data]
+        if missing:
+            raise CheckpointError(f"{source}: the data contract lacks {', '.join(missing)}")
+        try:
+            return cls(
+                bands=tuple(data["bands"]),
+                class_set=data["class_set"],
+                classes=tuple(data["classes"]),
+                stats=data["stats"],
+                input_size=data["input_size"],
+                resample=data.get("resample", "bicubic"),
+            )
+        except ContractError as err:
+            raise ContractError(f"{source}: {err}") from None
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(f"{source}: malformed data contract ({err})") from None
+
+    def check_compatible(
+        self, data_bands: str | Sequence[str], data_classes: str | Sequence[str] | None = None
+    ) -> None:
+        """Refuse data whose bands or classes differ from this contract, in names or in order.
+
+        ``data_bands``: a band selection name, a comma list or a sequence of names, in the data's channel
+        order. ``data_classes``: a class-set name or the class names in the data's label order (None: not
+        checked, e.g. for unlabelled prediction). Raises :class:`ContractMismatchError` with one line naming
+        both orders and whether it is a permutation or missing/extra entries.
+        """
+        if isinstance(data_bands, str):
+            theirs = contract.BAND_SELECTIONS.get(data_bands) or tuple(b.strip() for b in data_bands.split(","))
+        else:
+            theirs = tuple(data_bands)
+        msg = _order_mismatch("bands", self.bands, theirs, _names)
+        if msg:
+            raise ContractMismatchError(msg)
+        if data_classes is None:
+            return
+        cls_theirs = contract.class_set(data_classes) if isinstance(data_classes, str) else tuple(data_classes)
+        msg = _order_mismatch("classes", self.classes, cls_theirs, _class_names)
+        if msg:
+            raise ContractMismatchError(f"{msg} (checkpoint class set {self.class_set})")
+
+    def normalisation(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and std vectors (float32) in channel order."""
+        mean = np.array([self.stats[b][0] for b in self.bands], dtype=np.float32)
+        std = np.array([self.stats[b][1] for b in self.bands], dtype=np.float32)
+        return mean, std
+
+
+# --------------------------------------------------------------------------------------------------
+# the sidecar
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckpointMeta:
+    """Everything in a checkpoint except the tensors (the sidecar, parsed and validated)."""
+
+    contract: DataContract
+    arch: str
+    arch_kwargs: dict[str, Any]
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    landzoo_version: str
+    git_commit: str | None
+    git_dirty: bool | None
+    created: str
+    weights_sha256: str
+    num_tensors: int
+    num_values: int
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        """The sidecar JSON object."""
+        return {
+            "format": _FORMAT,
+            "schema_version": self.schema_version,
+            "arch": self.arch,
+            "arch_kwargs": self.arch_kwargs,
+            "contract": self.contract.to_dict(),
+            "config": self.config,
+            "metrics": self.metrics,
+            "weights": {"sha256": self.weights_sha256, "num_tensors": self.num_tensors, "num_values": self.num_values},
+            "landzoo_version": self.landzoo_version,
+            "git_commit": self.git_commit,
+            "git_dirty": self.git_dirty,
+            "created": self.created,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str) -> CheckpointMeta:
+        """Parse a sidecar object; anything missing or from a newer schema is a :class:`CheckpointError`."""
+        if not isinstance(data, Mapping) or data.get("format") != _FORMAT:
+            raise CheckpointError(f'{source} is not a landzoo checkpoint sidecar (no "format": "{_FORMAT}")')
+        version = data.get("schema_version")
+        if not isinstance(version, int):
+            raise CheckpointError(f"{source}: no schema_version")
+        if version > SCHEMA_VERSION:
+            raise CheckpointError(
+                f"{source} was written with checkpoint schema {version}, newer than this landzoo's "
+                f"{SCHEMA_VERSION}: upgrade landzoo"
+            )
+        if "contract" not in data:
+            raise CheckpointError(
+                f"{source} has no data contract (no band names): refusing it, since the channel order of its "
+                "first layer cannot be checked against the data"
+            )
+        dc = DataContract.from_dict(data["contract"], source=str(source))
+        weights = data.get("weights") or {}
+        if not isinstance(data.get("arch"), str) or not data["arch"]:
+            raise CheckpointError(f"{source}: no architecture name")
+        if not isinstance(weights.get("sha256"), str):
+            raise CheckpointError(f"{source}: no weights checksum")
+        return cls(
+            contract=dc,
+            arch=data["arch"],
+            arch_kwargs=dict(data.get("arch_kwargs") or {}),
+            config=dict(data.get("config") or {}),
+            metrics=dict(data.get("metrics") or {}),
+            landzoo_version=str(data.get("landzoo_version", "")),
+            git_commit=data.get("git_commit"),
+            git_dirty=data.get("git_dirty"),
+            created=str(data.get("created", "")),
+            weights_sha256=weights["sha256"],
+            num_tensors=int(weights.get("num_tensors", 0)),
+            num_values=int(weights.get("num_values", 0)),
+            schema_version=version,
+        )
+
+
+def _jsonable(obj: Any, where: str) -> Any:
+    """A JSON-native copy of ``obj`` (non-finite floats -> None); anything else is refused, naming its key."""
+    if obj is None or isinstance(obj, bool | str):
+        return obj
+    if isinstance(obj, int) and not isinstance(obj, bool):
+        return int(obj)
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, np.generic):
+        return _jsonable(obj.item(), where)
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist(), where)
+    if isinstance(obj, enum.Enum):
+        return _jsonable(obj.value, where)
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return _jsonable(dataclasses.asdict(obj), where)
+    try:
+        import torch
+
+        if isinstance(obj, torch.Tensor):
+            return _jsonable(obj.detach().cpu().tolist(), where)
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(obj, Mapping):
+        out = {}
+        for k, v in obj.items():
+            if not isinstance(k, str | int | float):
+                raise CheckpointError(f"cannot store {where}: key {k!r} is not a string")
+            out[str(k)] = _jsonable(v, f"{where}.{k}")
+        return out
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+    if isinstance(obj, set | frozenset):
+        return sorted(_jsonable(v, where) for v in obj)
+    raise CheckpointError(f"cannot store {where} in a checkpoint: {type(obj).__name__} is not JSON data")
+
+
+def git_commit() -> tuple[str | None, bool | None]:
+    """(commit, dirty) of the landzoo source checkout, or (None, None) when not running from one.
+
+    Only a git work tree that actually contains this package counts (an installed landzoo inside some
+    other repository must not report that repository's commit).
+    """
+    pkg = Path(__file__).resolve().parent
+
+    def git(*args: str) -> str | None:
+        try:
+            r = subprocess.run(["git", *args], cwd=pkg, capture_output=True, text=True, timeout=10, check=False)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return r.stdout.strip() if r.returncode == 0 else None
+
+    top = git("rev-parse", "--show-toplevel")
+    if not top or (Path(top) / "src" / "landzoo" / "__init__.py").resolve().parent != pkg:
+        return None, None
+    commit = git("rev-parse", "HEAD")
+    if not commit or not re.fullmatch(r"[0-9a-f]{40}", commit):
+        return None, None
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return commit, (None if status is None else bool(status))
+
+
+# --------------------------------------------------------------------------------------------------
+# files
+# --------------------------------------------------------------------------------------------------
+
+
+def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:
+    """(weights file, sidecar) for a checkpoint path: ``x.safetensors``, ``x.json`` or a folder.
+
+    A folder uses ``model.safetensors`` + ``landzoo.json``; an existing folder holding ``model.json``
+    but no ``landzoo.json`` (a training run folder) uses that.
+    """
+    p = Path(path)
+    if p.suffix == ".safetensors":
+        return p, p.with_suffix(".json")
+    if p.suffix == ".json":
+        return p.with_suffix(".safetensors"), p
+    sidecar = p / FOLDER_SIDECAR
+    if not sidecar.exists() and (p / "model.json").exists():
+        sidecar = p / "model.json"
+    return p / FOLDER_WEIGHTS, sidecar
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    """Write via a temporary file in the same folder, fsync, then rename: never a half-written ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    text = json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    _atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def _tensors(state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """CPU, contiguous, unshared tensors (safetensors refuses shared storage: tied weights are cloned)."""
+    import torch
+
+    out: dict[str, torch.Tensor] = {}
+    seen: set[tuple[int, int]] = set()
+    for k, v in state_dict.items():
+        if not isinstance(k, str):
+            raise CheckpointError(f"state dict key {k!r} is not a string")
+        if not isinstance(v, torch.Tensor):
+            raise CheckpointError(f"state dict entry {k!r} is a {type(v).__name__}, not a tensor")
+        if v.layout != torch.strided:
+            raise CheckpointError(f"state dict entry {k!r} is a {v.layout} tensor; only dense tensors can be stored")
+        t = v.detach().to("cpu").contiguous()
+        key = (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
+        if t.numel() and key in seen:
+            t = t.clone()
+        elif t.numel():
+            seen.add(key)
+        out[k] = t
+    return out
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model_state_dict: Mapping[str, Any],
+    contract: DataContract | Mapping[str, Any],
+    *,
+    arch: str,
+    arch_kwargs: Mapping[str, Any] | None = None,
+    config: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write weights + sidecar (see the module docstring for the two layouts); returns the weights path.
+
+    The weights go first, then the sidecar (each via temp file + rename), so a crash leaves either the
+    old checkpoint, or new weights that the old sidecar's checksum refuses, never a silent mix.
+    """
+    from safetensors.torch import save_file
+
+    dc = contract if isinstance(contract, DataContract) else DataContract.from_dict(contract, source="contract")
+    if not isinstance(arch, str) or not arch:
+        raise CheckpointError("save_checkpoint needs the architecture name (arch=...)")
+    weights_path, sidecar_path = checkpoint_paths(path)
+    if Path(path).suffix not in (".safetensors", ".json"):
+        sidecar_path = weights_path.parent / FOLDER_SIDECAR
+    tensors = _tensors(model_state_dict)
+    if not tensors:
+        raise CheckpointError("refusing to save an empty state dict")
+    header = {
+        "format": "pt",
+        "landzoo_schema_version": str(SCHEMA_VERSION),
+        "landzoo_arch": arch,
+        "landzoo_bands": _names(dc.bands),
+        "landzoo_class_set": dc.class_set,
+        "landzoo_num_classes": str(len(dc.classes)),
+    }
+    doc_fields = {
+        "arch_kwargs": _jsonable(dict(arch_kwargs or {}), "arch_kwargs"),
+        "config": _jsonable(dict(config or {}), "config"),
+        "metrics": _jsonable(dict(metrics or {}), "metrics"),
+    }
+    try:
+        _atomic_write(weights_path, lambda p: save_file(tensors, p, metadata=header))
+    except OSError as err:
+        raise CheckpointError(f"cannot write {weights_path}: {err}") from None
+    commit, dirty = git_commit()
+    meta = CheckpointMeta(
+        contract=dc,
+        arch=arch,
+        landzoo_version=__version__,
+        git_commit=commit,
+        git_dirty=dirty,
+        created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        weights_sha256=_sha256(weights_path),
+        num_tensors=len(tensors),
+        num_values=sum(t.numel() for t in tensors.values()),
+        **doc_fields,
+    )
+    sidecar = meta.to_dict()
+    sidecar["weights"]["file"] = weights_path.name
+    try:
+        _write_json(sidecar_path, sidecar)
+    except OSError as err:
+        raise CheckpointError(f"cannot write {sidecar_path}: {err}") from None
+    return weights_path
+
+
+def read_meta(path: str | os.PathLike, *, verify: bool = True) -> CheckpointMeta:
+    """The validated sidecar of a checkpoint, without loading tensors; ``verify`` checks the weights' SHA-256."""
+    weights_path, sidecar_path = checkpoint_paths(path)
+    if not weights_path.is_file():
+        raise CheckpointError(f"checkpoint {path}: weights file {weights_path} not found")
+    if not sidecar_path.is_file():
+        raise CheckpointError(
+            f"checkpoint {path}: no sidecar {sidecar_path.name} beside {weights_path.name}, so no data contract "
+            "(band and class order): refusing to load weights whose inputs cannot be checked"
+        )
+    try:
+        data = json.loads(sidecar_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"checkpoint sidecar {sidecar_path} is unreadable: {err}") from None
+    meta = CheckpointMeta.from_dict(data, source=str(sidecar_path))
+    if verify:
+        digest = _sha256(weights_path)
+        if digest != meta.weights_sha256:
+            raise CheckpointError(
+                f"checkpoint {path}: {weights_path.name} does not match its sidecar {sidecar_path.name} "
+                f"(sha256 {digest[:12]}... vs recorded {meta.weights_sha256[:12]}...): damaged or mismatched files"
+            )
+    return meta
+
+
+def load_checkpoint(path: str | os.PathLike, *, verify: bool = True) -> tuple[dict[str, Any], CheckpointMeta]:
+    """``(state_dict, meta)`` of a checkpoint written by :func:`save_checkpoint` (CPU tensors)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    meta = read_meta(path, verify=verify)
+    weights_path, _ = checkpoint_paths(path)
+    try:
+        with safe_open(str(weights_path), framework="pt") as f:
+            header = f.metadata() or {}
+        state = load_file(weights_path)
+    except Exception as err:  # safetensors raises its own error types for damaged files
+        raise CheckpointError(f"checkpoint weights {weights_path} are unreadable: {err}") from None
+    hb = header.get("landzoo_bands")
+    if hb is not None and hb != _names(meta.contract.bands):
+        raise CheckpointError(
+            f"checkpoint {path}: the weights header says bands {hb} but the sidecar says {_names(meta.contract.bands)}"
+        )
+    return state, meta
+
+
+def build_model_from_checkpoint(path: str | os.PathLike, *, strict: bool = True) -> tuple[Any, CheckpointMeta]:
+    """Build the zoo model a checkpoint names and load its weights (imports :mod:`landzoo.models` lazily)."""
+    state, meta = load_checkpoint(path)
+    try:
+        from landzoo.models import create_model
+    except ImportError as err:  # pragma: no cover - the zoo is part of landzoo
+        raise CheckpointError(f"cannot build {meta.arch!r}: the model zoo is unavailable ({err})") from None
+    dc = meta.contract
+    model = create_model(meta.arch, bands=dc.bands, classes=dc.class_set, **meta.arch_kwargs)
+    for attr, want in (("bands", dc.bands), ("classes", dc.classes), ("input_size", dc.input_size)):
+        got = getattr(model, attr, None)
+        if got is not None and (tuple(got) if isinstance(got, list | tuple) else got) != want:
+            raise ContractMismatchError(
+                f"checkpoint {path}: rebuilt {meta.arch} has {attr} {got}, the checkpoint {want}"
+            )
+    try:
+        model.load_state_dict(state, strict=strict)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()
+        raise CheckpointError(
+            f"checkpoint {path}: weights do not fit {meta.arch} with {meta.arch_kwargs}: {' '.join(first[:3])}"
+        ) from None
+    return model, meta
+
+
+# --------------------------------------------------------------------------------------------------
+# export: a model-hub style folder
+# --------------------------------------------------------------------------------------------------
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool) or v is None:
+        return "n/a" if v is None else str(v)
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return "n/a"
+        if v.is_integer() and abs(v) >= 2:
+            return f"{v:.0f}"
+        return f"{v:.4f}"
+    return str(v)
+
+
+def _md_cell(s: Any) -> str:
+    return str(s).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(_md_cell(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _is_number(v: Any) -> bool:
+    return (isinstance(v, int | float) and not isinstance(v, bool)) or v is None
+
+
+_SPLITS = ("train", "val", "test")
+
+
+def _metric_tables(metrics: Mapping[str, Any]) -> list[str]:
+    """Markdown tables for the metrics dict: flat ``{name: value}``, ``{split: {name: value}}`` or
+    ``{"<split>_<name>": value}`` (pivoted to one column per split); ``per_class`` blocks get their own table."""
+    columns: dict[str, dict[str, Any]] = {}
+    per_class: dict[str, Mapping[str, Any]] = {}
+    other: list[str] = []
+    for key, value in metrics.items():
+        if key == "per_class" and isinstance(value, Mapping):
+            per_class["all"] = value
+        elif isinstance(value, Mapping):
+            for k, v in value.items():
+                if k == "per_class" and isinstance(v, Mapping):
+                    per_class[key] = v
+                elif _is_number(v):
+                    columns.setdefault(key, {})[k] = v
+                else:
+                    other.append(f"{key}.{k}")
+        elif _is_number(value):
+            split, _, name = key.partition("_")
+            if split in _SPLITS and name:
+                columns.setdefault(split, {})[name] = value
+            else:
+                columns.setdefault("value", {})[key] = value
+        else:
+            other.append(key)
+    out = []
+    if columns:
+        names: list[str] = []
+        for col in columns.values():
+            names += [n for n in col if n not in names]
+        cols = list(columns)
+        out.append(_table(["metric", *cols], [[n, *(_fmt(columns[c].get(n)) for c in cols)] for n in names]))
+    for split, rows in per_class.items():
+        fields: list[str] = []
+        for row in rows.values():
+            if isinstance(row, Mapping):
+                fields += [f for f, v in row.items() if f not in fields and _is_number(v)]
+        title = "Per-class metrics" + ("" if split == "all" else f" ({split})")
+        body = [[name, *(_fmt(row.get(f)) for f in fields)] for name, row in rows.items() if isinstance(row, Mapping)]
+        out.append(f"**{title}**\n\n" + _table(["class", *fields], body))
+    if other:
+        out.append("Other entries (see `landzoo.json`): " + ", ".join(f"`{o}`" for o in other))
+    return out
+
+
+def render_model_card(meta: CheckpointMeta) -> str:
+    """The ``README.md`` of an exported model: contract, metrics table, loading snippet, config, provenance."""
+    import yaml
+
+    dc = meta.contract
+    tags = ["landzoo", "sentinel-2", "land-cover", "remote-sensing", "image-classification", meta.arch, dc.class_set]
+    front = yaml.safe_dump(
+        {"library_name": "landzoo", "tags": tags, "pipeline_tag": "image-classification"}, sort_keys=False
+    )
+    band_rows = [
+        [i, b, contract.BANDS[b].sensor, f"{contract.BANDS[b].gsd_m} m", _fmt(m), _fmt(s)]
+        for i, (b, (m, s)) in enumerate(dc.stats.items())
+    ]
+    parts = [
+        f"---\n{front}---",
+        f"# {meta.arch}: {dc.class_set} land-cover classifier ({len(dc.bands)} bands, {dc.input_size} px)",
+        "Exported by `landzoo export`. The weights only make sense with the data contract below: feed the bands "
+        "in exactly this order, normalised as `(x - mean) / std` with raw values (Sentinel-2 digital numbers, "
+        f"Sentinel-1 dB), each band group resampled ({dc.resample}) to {dc.input_size} x {dc.input_size} px. "
+        "The outputs are one logit per class, in the class order below (sigmoid for probabilities).",
+        "## Data contract",
+        f"Input bands, channel order: `{_names(dc.bands)}`",
+        _table(["channel", "band", "sensor", "native GSD", "mean", "std"], band_rows),
+        f"Input size: {dc.input_size} x {dc.input_size} px; resampling: {dc.resample}.",
+        f"Classes ({dc.class_set}, {len(dc.classes)} outputs, in order):",
+        "\n".join(f"{i}. {c}" for i, c in enumerate(dc.classes)),
+        "## Metrics",
+        *(_metric_tables(meta.metrics) or ["No metrics were recorded with this checkpoint."]),
+        "Metric definitions: landzoo `docs/metrics.md` (threshold 0.5 unless the config says otherwise; "
+        "`paper_accuracy_*` is the Jaccard-style accuracy of Papoutsis et al.).",
+        "## Architecture",
+        f"`{meta.arch}` with arguments `{json.dumps(meta.arch_kwargs, sort_keys=True)}`; "
+        f"{meta.num_values:,} stored values in {meta.num_tensors} tensors (parameters and buffers such as "
+        "normalisation statistics).",
+        "## How to load it",
+        "```python\n"
+        "from landzoo.checkpoint import load_checkpoint, build_model_from_checkpoint\n\n"
+        'state_dict, meta = load_checkpoint("THIS_FOLDER")   # checks the weights against landzoo.json\n'
+        "meta.contract.check_compatible(data_bands, data_classes)  # refuses other band/class orders\n"
+        'model, meta = build_model_from_checkpoint("THIS_FOLDER")  # the zoo model with these weights\n'
+        "```",
+        "Without landzoo: `model.safetensors` is a plain safetensors file (its header repeats the band order); "
+        "`config.json` holds the architecture and the data contract.",
+        "## Training configuration",
+        "```yaml\n" + (yaml.safe_dump(meta.config, sort_keys=False).rstrip() if meta.config else "{}") + "\n```",
+        "## Provenance",
+        _table(
+            ["item", "value"],
+            [
+                ["landzoo version", meta.landzoo_version],
+                ["git commit", (meta.git_commit or "unknown") + (" (uncommitted changes)" if meta.git_dirty else "")],
+                ["created", meta.created],
+                ["checkpoint schema", meta.schema_version],
+                ["weights sha256", f"`{meta.weights_sha256}`"],
+            ],
+        ),
+    ]
+    return "\n\n".join(parts) + "\n"
+
+
+def export_checkpoint(
+    checkpoint: str | os.PathLike, out: str | os.PathLike, *, overwrite: bool = False
+) -> dict[str, Path]:
+    """Write a model-hub style folder: ``model.safetensors``, ``landzoo.json``, ``config.json``, ``README.md``.
+
+    The folder is itself a landzoo checkpoint (``load_checkpoint(out)`` works). An existing non-empty
+    ``out`` is refused unless ``overwrite``.
+    """
+    meta = read_meta(checkpoint, verify=True)
+    weights_src, sidecar_src = checkpoint_paths(checkpoint)
+    dest = Path(out)
+    if dest.exists() and not dest.is_dir():
+        raise CheckpointError(f"export destination {dest} exists and is not a folder")
+    if dest.is_dir() and any(dest.iterdir()) and not overwrite:
+        raise CheckpointError(f"export destination {dest} is not empty (use --overwrite to replace its files)")
+    dest.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "weights": dest / FOLDER_WEIGHTS,
+        "sidecar": dest / FOLDER_SIDECAR,
+        "config": dest / "config.json",
+        "card": dest / "README.md",
+    }
+    if paths["weights"].resolve() != weights_src.resolve():
+        _atomic_write(paths["weights"], lambda p: shutil.copyfile(weights_src, p))
+    if _sha256(paths["weights"]) != meta.weights_sha256:  # pragma: no cover - a copy that went wrong
+        raise CheckpointError(f"copying {weights_src} to {paths['weights']} changed its content")
+    sidecar = json.loads(sidecar_src.read_text(encoding="utf-8"))
+    sidecar.setdefault("weights", {})["file"] = FOLDER_WEIGHTS
+    _write_json(paths["sidecar"], sidecar)
+    dc = meta.contract
+    config = {
+        "library_name": "landzoo",
+        "architecture": meta.arch,
+        "arch_kwargs": meta.arch_kwargs,
+        "in_chans": len(dc.bands),
+        "num_classes": len(dc.classes),
+        "contract": dc.to_dict(),
+        "landzoo_version": meta.landzoo_version,
+        "git_commit": meta.git_commit,
+        "schema_version": meta.schema_version,
+    }
+    _write_json(paths["config"], config)
+    card = render_model_card(meta)
+    _atomic_write(paths["card"], lambda p: p.write_text(card, encoding="utf-8"))
+    return paths
