@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import shared_fixture
+from _fixtures import shared_fixture
 from landzoo.cli import COMMANDS, build_parser, main
 
 

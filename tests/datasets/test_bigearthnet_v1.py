@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import shared_fixture
+from _fixtures import shared_fixture
 from landzoo import contract
 from landzoo.datasets.base import DatasetError, PatchError
 from landzoo.datasets.bigearthnet_v1 import BigEarthNetV1, official_v1_splits, v1_snow_cloud_lists

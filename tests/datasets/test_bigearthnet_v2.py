@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import tifffile
 
-from conftest import shared_fixture
+from _fixtures import shared_fixture
 from landzoo import contract
 from landzoo.datasets.base import DatasetError, PatchError
 from landzoo.datasets.bigearthnet_v2 import BigEarthNetV2, load_v2_metadata

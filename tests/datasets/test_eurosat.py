@@ -12,7 +12,7 @@ import pytest
 import rasterio
 import tifffile
 
-from conftest import shared_fixture
+from _fixtures import shared_fixture
 from landzoo import contract
 from landzoo.datasets import DatasetError, PatchError, open_dataset
 from landzoo.datasets.eurosat import EuroSAT, stratified_split

@@ -13,7 +13,7 @@ import pytest
 import rasterio
 import tifffile
 
-from conftest import shared_fixture
+from _fixtures import shared_fixture
 from landzoo import contract
 from landzoo.datasets import DatasetError, PatchError, open_dataset
 from landzoo.datasets.sen12ms import SEN12MS, read_holdout_scenes, read_split_list

@@ -14,7 +14,7 @@ import pytest
 import rasterio
 import tifffile
 
-from conftest import shared_fixture
+from _fixtures import shared_fixture
 from landzoo import contract
 from landzoo.synthetic import Generated, synthesize
 

@@ -17,7 +17,7 @@ import pytest
 import tifffile
 from rasterio.io import MemoryFile
 
-from conftest import shared_fixture
+from _fixtures import shared_fixture
 from landzoo import contract
 from landzoo.synthetic import bigearthnet_v1 as v1mod
 from landzoo.synthetic import eurosat as eurosat_mod
