@@ -1,0 +1,458 @@
+"""Run configuration: typed dataclasses, YAML in and out, dotted ``key=value`` overrides, strict validation.
+
+Why strict: the reference code read a JSON dict with ``cfg.get`` and silently trained a linear model on a
+misspelt model name; several of its keys (``augment``, ``fine_tune``) were never read. Here every key is a
+dataclass field, an unknown key is a one-line :class:`ConfigError` naming the key and the valid ones, and a
+wrong type or an impossible value (a global batch that does not split over the processes) is refused
+before anything is built.
+
+Merging order: dataclass defaults < the protocol's defaults (:mod:`landzoo.training.protocols`) < the YAML
+file < command-line overrides. The protocol is chosen first (an override ``protocol=modern`` wins over the
+file's ``protocol:``), so a file only writes what differs from its protocol.
+
+Batch size and learning rate are explicit: ``data.batch_size`` is the **global** batch (all processes and
+accumulation steps together); :func:`resolve_scaling` derives the per-device batch and the effective
+learning rate from the world size, and the run logs and stores all of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+from landzoo.errors import LandzooError
+
+__all__ = [
+    "ConfigError",
+    "CostConfig",
+    "DataConfig",
+    "LossConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "Scaling",
+    "ScheduleConfig",
+    "TrainConfig",
+    "TrainerConfig",
+    "load_config",
+    "parse_overrides",
+    "resolve_scaling",
+]
+
+
+class ConfigError(LandzooError, ValueError):
+    """A config file or override that names an unknown key, has a wrong type or an impossible value."""
+
+
+@dataclass
+class ModelConfig:
+    """Which architecture, on which bands, for which classes (names from the model zoo and the contract)."""
+
+    name: str = "wrn_eca_b0"
+    bands: str = "s2_10m_20m"
+    classes: str = "ben19"
+    #: Extra keyword arguments for ``landzoo.models.create_model`` (e.g. a smaller width for tests).
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DataConfig:
+    """The encoded store and how to read it."""
+
+    store: str | None = None
+    #: Global batch: all processes and gradient-accumulation steps together.
+    batch_size: int = 128
+    #: Per-device batch for validation/test/predict (default: the per-device training batch).
+    eval_batch_size: int | None = None
+    num_workers: int = 2
+    #: Drop the last, incomplete training batch of each epoch (under DDP it is split unevenly over the ranks,
+    #: whose equal-weight gradient average then differs slightly from the one-process mean).
+    drop_last: bool = False
+    #: ``mmap`` (default), ``ram`` (each split copied into memory) or ``device`` (onto the GPU; needs num_workers=0).
+    mode: str = "mmap"
+    train_split: str = "train"
+    val_split: str = "val"
+    test_split: str = "test"
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adam"
+    #: Base learning rate, before :attr:`lr_scaling`.
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-7
+    momentum: float = 0.9
+    #: ``processes``: lr x world size (the paper); ``linear``: lr x global batch / reference_batch; ``none``.
+    lr_scaling: str = "processes"
+    reference_batch: int = 256
+
+
+@dataclass
+class ScheduleConfig:
+    #: ``step`` (x gamma at each fraction of ``decay_at``), ``cosine`` (to ``min_lr_ratio``), ``constant``.
+    name: str = "step"
+    decay_at: list[float] = field(default_factory=lambda: [0.9])
+    gamma: float = 0.1
+    #: Linear warm-up length in epochs (fractions allowed), counted in optimiser steps.
+    warmup_epochs: float = 0.0
+    min_lr_ratio: float = 0.0
+
+
+@dataclass
+class LossConfig:
+    #: Keras-style smoothing of the binary targets: y * (1 - s) + 0.5 * s.
+    label_smoothing: float = 0.0
+
+
+@dataclass
+class TrainerConfig:
+    """What Lightning's ``Trainer`` gets; ``auto`` values are resolved for the device at run time."""
+
+    epochs: int = 30
+    accelerator: str = "auto"
+    devices: int | str = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    #: ``auto``: bf16-mixed where the device supports it, else 32-true; or any Lightning precision string.
+    precision: str = "auto"
+    accumulate: int = 1
+    val_every_n_epochs: int = 1
+    #: Also save ``last.ckpt`` every N optimiser steps (preemption safety within long epochs).
+    checkpoint_every_n_steps: int | None = None
+    log_every_n_steps: int = 50
+    deterministic: bool = False
+    gradient_clip: float | None = None
+    compile: bool | str = False
+    channels_last: bool | str = False
+    progress: bool = True
+
+
+@dataclass
+class CostConfig:
+    """How inference cost is measured (identically for every model)."""
+
+    measure: bool = True
+    #: Timed batches for the model-only rate (after ``warmup_batches`` untimed ones).
+    model_only_batches: int = 20
+    warmup_batches: int = 3
+
+
+@dataclass
+class TrainConfig:
+    #: Run name (folder under ``out``); default: the model name.
+    name: str | None = None
+    out: str = "runs"
+    protocol: str = "paper"
+    seed: int = 42
+    #: ``none`` or ``dihedral`` (one of the 8 flips/90-degree rotations per sample, on the device).
+    augment: str = "none"
+    #: Validation metric that selects the checkpoint evaluated on test (maximised).
+    select_metric: str = "f1_micro"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    cost: CostConfig = field(default_factory=CostConfig)
+
+    # ---- convenience ------------------------------------------------------------------------------
+    @property
+    def run_name(self) -> str:
+        return self.name or self.model.name
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out) / self.run_name
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> TrainConfig:
+        """Build and validate from a (possibly partial) nested dict; unknown keys are errors."""
+        cfg = _build(cls, data, prefix="", source=source)
+        _validate(cfg, source)
+        return cfg
+
+
+# ---- allowed values -------------------------------------------------------------------------------
+_CHOICES: dict[str, tuple[Any, ...]] = {
+    "protocol": ("paper", "modern"),
+    "augment": ("none", "dihedral"),
+    "data.mode": ("mmap", "ram", "device"),
+    "optim.name": ("adam", "adamw", "sgd"),
+    "optim.lr_scaling": ("processes", "linear", "none"),
+    "schedule.name": ("step", "cosine", "constant"),
+    "trainer.compile": (True, False, "auto"),
+    "trainer.channels_last": (True, False, "auto"),
+    "trainer.precision": ("auto", "32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true"),
+}
+
+_SELECT_METRICS = ("f1_micro", "f1_macro", "map_macro", "map_micro", "f2_micro", "f2_macro", "auroc_macro")
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _is_dataclass_type(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _build(cls: type, data: Any, *, prefix: str, source: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'config'} must be a mapping, got {type(data).__name__}")
+    hints = _hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in names:
+            raise ConfigError(_unknown_key_message(f"{prefix}{key}", names, prefix, source))
+        tp = hints[key]
+        if _is_dataclass_type(tp):
+            kwargs[key] = _build(tp, value if value is not None else {}, prefix=f"{prefix}{key}.", source=source)
+        else:
+            kwargs[key] = _coerce(value, tp, f"{prefix}{key}", source)
+    return cls(**kwargs)
+
+
+def _unknown_key_message(key: str, valid: list[str], prefix: str, source: str) -> str:
+    leaf = key.rsplit(".", 1)[-1]
+    close = difflib.get_close_matches(leaf, valid, n=1)
+    hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+    where = f"under '{prefix.rstrip('.')}'" if prefix else "at the top level"
+    return f"{source}: unknown config key {key!r}{hint}; valid keys {where}: {', '.join(valid)}"
+
+
+def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
+    """Check ``value`` against annotation ``tp`` (int, float, bool, str, list[float], dict, unions)."""
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for opt in options:
+            if opt is type(None):
+                continue
+            try:
+                return _coerce(value, opt, key, source)
+            except ConfigError as err:
+                errors.append(err)
+        names = " or ".join("null" if o is type(None) else getattr(o, "__name__", str(o)) for o in options)
+        raise ConfigError(f"{source}: {key} must be {names}, got {value!r}")
+    if origin is list:
+        (item,) = typing.get_args(tp) or (Any,)
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{source}: {key} must be a list, got {value!r}")
+        return [_coerce(v, item, f"{key}[{i}]", source) for i, v in enumerate(value)]
+    if origin is dict or tp is dict:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: {key} must be a mapping, got {value!r}")
+        return dict(value)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{source}: {key} must be true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{source}: {key} must be an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{source}: {key} must be a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{source}: {key} must be a string, got {value!r}")
+    raise ConfigError(f"{source}: {key} has an unsupported type {tp}")  # pragma: no cover
+
+
+def _validate(cfg: TrainConfig, source: str) -> None:
+    flat = _flatten(cfg.to_dict())
+    for key, allowed in _CHOICES.items():
+        if flat[key] not in allowed:
+            shown = ", ".join(str(a).lower() if isinstance(a, bool) else str(a) for a in allowed)
+            raise ConfigError(f"{source}: {key} is {flat[key]!r}; choose one of {shown}")
+    if cfg.select_metric not in _SELECT_METRICS:
+        raise ConfigError(f"{source}: select_metric {cfg.select_metric!r} is not one of {', '.join(_SELECT_METRICS)}")
+    positive = {
+        "data.batch_size": cfg.data.batch_size,
+        "trainer.epochs": cfg.trainer.epochs,
+        "trainer.accumulate": cfg.trainer.accumulate,
+        "trainer.num_nodes": cfg.trainer.num_nodes,
+        "trainer.val_every_n_epochs": cfg.trainer.val_every_n_epochs,
+        "trainer.log_every_n_steps": cfg.trainer.log_every_n_steps,
+        "optim.reference_batch": cfg.optim.reference_batch,
+    }
+    if cfg.data.eval_batch_size is not None:
+        positive["data.eval_batch_size"] = cfg.data.eval_batch_size
+    if cfg.trainer.checkpoint_every_n_steps is not None:
+        positive["trainer.checkpoint_every_n_steps"] = cfg.trainer.checkpoint_every_n_steps
+    for key, value in positive.items():
+        if value < 1:
+            raise ConfigError(f"{source}: {key} must be at least 1, got {value}")
+    if cfg.data.num_workers < 0:
+        raise ConfigError(f"{source}: data.num_workers must be >= 0, got {cfg.data.num_workers}")
+    if cfg.data.mode == "device" and cfg.data.num_workers > 0:
+        raise ConfigError(f"{source}: data.mode=device reads in the main process; set data.num_workers=0")
+    if not cfg.optim.lr > 0:
+        raise ConfigError(f"{source}: optim.lr must be positive, got {cfg.optim.lr}")
+    if not 0.0 <= cfg.loss.label_smoothing < 1.0:
+        raise ConfigError(f"{source}: loss.label_smoothing must be in [0, 1), got {cfg.loss.label_smoothing}")
+    if len(cfg.optim.betas) != 2:
+        raise ConfigError(f"{source}: optim.betas must have 2 values, got {cfg.optim.betas}")
+    if any(not 0.0 < f <= 1.0 for f in cfg.schedule.decay_at):
+        raise ConfigError(
+            f"{source}: schedule.decay_at holds fractions of training in (0, 1], got {cfg.schedule.decay_at}"
+        )
+    if cfg.schedule.warmup_epochs < 0:
+        raise ConfigError(f"{source}: schedule.warmup_epochs must be >= 0")
+    dev = cfg.trainer.devices
+    if isinstance(dev, str) and dev != "auto" and not dev.lstrip("-").isdigit():
+        raise ConfigError(f"{source}: trainer.devices must be an integer or 'auto', got {dev!r}")
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and k != "kwargs":
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in update.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "kwargs":
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """``["trainer.epochs=5", "model.kwargs.width=8"]`` -> nested dict; values parsed as YAML scalars/lists."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value (e.g. trainer.epochs=5)")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        if not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"override {item!r} has an empty key")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r} conflicts with an earlier override of {part!r}")
+        node[parts[-1]] = value
+    return out
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] | dict[str, Any] = (),
+) -> TrainConfig:
+    """Defaults < protocol < YAML file < overrides, validated. ``overrides`` are ``key=value`` strings or a dict."""
+    from landzoo.training.protocols import protocol_defaults
+
+    file_data = read_yaml(path) if path is not None else {}
+    over = overrides if isinstance(overrides, dict) else parse_overrides(list(overrides))
+    protocol = over.get("protocol", file_data.get("protocol", TrainConfig.protocol))
+    if not isinstance(protocol, str):
+        raise ConfigError(f"protocol must be a string, got {protocol!r}")
+    merged = _deep_merge(_deep_merge(protocol_defaults(protocol), file_data), over)
+    source = str(path) if path is not None else "config"
+    if over:
+        source += " + overrides"
+    return TrainConfig.from_dict(merged, source=source)
+
+
+# ---- batch and learning-rate scaling ---------------------------------------------------------------
+@dataclass(frozen=True)
+class Scaling:
+    """The batch and learning-rate arithmetic of one run, logged and stored with its results."""
+
+    world_size: int
+    accumulate: int
+    global_batch: int
+    per_device_batch: int
+    lr_base: float
+    lr_effective: float
+    lr_rule: str
+
+    def describe(self) -> str:
+        return (
+            f"global batch {self.global_batch} = {self.per_device_batch} per device x {self.world_size} process(es)"
+            f" x {self.accumulate} accumulation step(s); lr {self.lr_effective:g} = {self.lr_rule}"
+        )
+
+
+def resolve_scaling(cfg: TrainConfig, world_size: int) -> Scaling:
+    """Split the global batch over processes and accumulation steps and apply the lr scaling rule."""
+    acc = cfg.trainer.accumulate
+    gb = cfg.data.batch_size
+    if gb % (world_size * acc):
+        raise ConfigError(
+            f"data.batch_size {gb} (global) does not split over {world_size} process(es) x {acc} accumulation "
+            f"step(s); use a multiple of {world_size * acc}"
+        )
+    per = gb // (world_size * acc)
+    base = cfg.optim.lr
+    rule = cfg.optim.lr_scaling
+    if rule == "processes":
+        lr, text = base * world_size, f"{base:g} x {world_size} process(es) (paper rule)"
+    elif rule == "linear":
+        ref = cfg.optim.reference_batch
+        lr, text = base * gb / ref, f"{base:g} x global batch {gb} / {ref} (linear rule)"
+    else:
+        lr, text = base, f"{base:g} (no scaling)"
+    if not math.isfinite(lr):
+        raise ConfigError(f"effective learning rate is not finite ({lr})")
+    return Scaling(world_size, acc, gb, per, base, lr, text)
