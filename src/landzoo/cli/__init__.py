@@ -16,7 +16,23 @@ from landzoo import __version__
 from landzoo.errors import LandzooError
 
 #: Sub-command modules under ``landzoo.cli``, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("generate", "inspect")
+COMMANDS: tuple[str, ...] = (
+    "demo",
+    "generate",
+    "inspect",
+    "fit",
+    "evaluate",
+    "predict",
+    "benchmark",
+    "encode",
+    "verify",
+    "info",
+    "bench_io",
+    "export",
+    "transfer",
+    "models",
+    "scale",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
