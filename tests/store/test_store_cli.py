@@ -26,6 +26,25 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return generate("bigearthnet-v1", tmp_path_factory.mktemp("raw"), patches=40, seed=3, workers=1, progress=False)
 
 
+def test_encode_passes_reader_options(tmp_path: Path, capsys) -> None:
+    """``-o drop_snow_cloud=false`` keeps the example's snow/cloud patch that the default drops."""
+    root = shared_fixture(*EXAMPLE)
+    kept, dropped = tmp_path / "kept", tmp_path / "dropped"
+    base = ["encode", "--dataset", "bigearthnet-v1", str(root), "--bands", "rgb", "--quiet", "--out"]
+    assert main([*base, str(dropped)]) == 0
+    assert main([*base, str(kept), "-o", "drop_snow_cloud=false"]) == 0
+    n_all = len(open_dataset("bigearthnet-v1", root, drop_snow_cloud=False).ids())
+    n_clean = len(open_dataset("bigearthnet-v1", root).ids())
+    assert n_all > n_clean
+    assert len(StoreDataset(kept, bands="rgb")) == n_all and len(StoreDataset(dropped, bands="rgb")) == n_clean
+    capsys.readouterr()
+    assert main([*base, str(tmp_path / "x"), "-o", "drop_snow_clouds=false"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "drop_snow_clouds" in err and "drop_snow_cloud," in err
+    assert main([*base, str(tmp_path / "y"), "-o", "bands=rgb"]) == 2
+    assert "own command-line flag" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_encode_info_verify_on_synthetic_bigearthnet(synthetic: Path, tmp_path: Path, capsys) -> None:
     store = tmp_path / "store"
@@ -125,6 +144,7 @@ def test_bench_io_json(capsys) -> None:
     assert isinstance(report["hardware"], str) and report["hardware"]
     methods = [(r["method"], r["workers"]) for r in report["results"]]
     assert methods[0][0].startswith("rasterio") and methods[1][0].startswith("torchgeo")
+    assert methods[2][0].startswith("landzoo reader")
     assert [w for m, w in methods if m == "store (memory-mapped)"] == [0, 1, 2]
     assert ("store (preloaded in RAM)", 0) in methods
     for r in report["results"]:

@@ -6,6 +6,8 @@ import argparse
 import os
 from pathlib import Path
 
+from landzoo.cli._reader_options import add_reader_options, parse_options
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     from landzoo.datasets import READERS
@@ -32,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--shard-mb", type=float, default=1024, help="target shard size in MiB (default: 1024)")
     p.add_argument("--shard-records", type=int, default=None, help="patches per shard (overrides --shard-mb)")
+    add_reader_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -45,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
         args.out,
         bands=args.bands,
         classes=args.classes,
+        reader_kwargs=parse_options(args.option),
         workers=args.workers,
         skip_bad=args.skip_bad,
         shard_records=args.shard_records,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 
-from landzoo.datasets import READERS, DatasetError
+from landzoo.cli._reader_options import add_reader_options, parse_options
+from landzoo.datasets import READERS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,15 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--strict", action="store_true", help="stop at the first bad patch instead of listing every bad patch"
     )
-    p.add_argument(
-        "-o",
-        "--option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="extra reader option, repeatable, e.g. -o missing=report (v2/SEN12MS subset of a listed dataset), "
-        "-o metadata=/path/metadata.parquet, -o drop_snow_cloud=false, -o patch_px=64",
-    )
+    add_reader_options(p)
     p.add_argument("--limit", type=int, default=None, help="read only the first N patches of the index")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=run)
@@ -52,25 +44,3 @@ def run(args: argparse.Namespace) -> int:
     summary = summarise(reader, progress=not args.json, limit=args.limit)
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
     return 1 if summary["bad_patches"] else 0
-
-
-def parse_options(items: list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` strings -> reader keyword arguments (true/false -> bool, integers and floats as numbers)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.isidentifier():
-            raise DatasetError(f"reader option {item!r} is not of the form KEY=VALUE")
-        low = value.lower()
-        parsed: Any = value
-        if low in ("true", "false"):
-            parsed = low == "true"
-        else:
-            for cast in (int, float):
-                try:
-                    parsed = cast(value)
-                    break
-                except ValueError:
-                    pass
-        out[key] = parsed
-    return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 from typing import Any
 
@@ -35,8 +36,23 @@ def reader_class(name: str) -> type[Reader]:
 
 
 def open_dataset(name: str, root: str | os.PathLike, **kwargs: Any) -> Reader:
-    """Open a raw dataset folder with the reader for ``name`` (options as in :class:`Reader`)."""
-    return reader_class(name)(root, **kwargs)
+    """Open a raw dataset folder with the reader for ``name`` (options as in :class:`Reader`).
+
+    An option the reader does not take is a :class:`DatasetError` listing the ones it does (options come
+    from the command line as ``-o KEY=VALUE``, so a typo must be one clear line, not a ``TypeError``).
+    """
+    cls = reader_class(name)
+    accepted = {
+        p.name
+        for c in cls.__mro__
+        if "__init__" in vars(c)
+        for p in inspect.signature(c.__init__).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        raise DatasetError(f"{name} reader has no option {', '.join(unknown)} (options: {', '.join(sorted(accepted))})")
+    return cls(root, **kwargs)
 
 
 __all__ = [

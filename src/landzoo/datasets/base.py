@@ -206,13 +206,21 @@ def read_band_file(
     """Read a whole GeoTIFF as ``[count, H, W]`` and check it, raising :class:`PatchError` on any fault.
 
     Checks presence, readability (truncated or corrupt files), band count, dtype and shape, so a reader
-    never passes on a wrong-sized or wrong-typed array.
+    never passes on a wrong-sized or wrong-typed array. The plain uncompressed TIFFs the datasets ship are
+    parsed directly (:mod:`landzoo.datasets.rawtiff`, ~10x faster than a GDAL open); anything else, and
+    every damaged file, goes through rasterio, which also words the error.
     """
     import rasterio
     from rasterio.errors import RasterioError
 
+    from landzoo.datasets import rawtiff
+
     if not path.is_file():
         raise PatchError(patch_id, path, "file is missing")
+    fast = rawtiff.read_plain_tiff(path) if rawtiff.ENABLED else None
+    if fast is not None:
+        _check_array(fast, path, patch_id, shape=shape, dtypes=dtypes, count=count)
+        return fast
     try:
         with rasterio.open(path) as src:
             if src.count != count:
@@ -226,6 +234,17 @@ def read_band_file(
             return src.read()
     except RasterioError as err:
         raise PatchError(patch_id, path, f"unreadable GeoTIFF ({err})") from None
+
+
+def _check_array(
+    arr: np.ndarray, path: Path, patch_id: str, *, shape: tuple[int, int] | None, dtypes: tuple[str, ...], count: int
+) -> None:
+    if arr.shape[0] != count:
+        raise PatchError(patch_id, path, f"expected {count} band(s), file has {arr.shape[0]}")
+    if arr.dtype.name not in dtypes:
+        raise PatchError(patch_id, path, f"expected dtype {'/'.join(dtypes)}, file has {arr.dtype.name}")
+    if shape is not None and arr.shape[1:] != tuple(shape):
+        raise PatchError(patch_id, path, f"expected {shape[0]}x{shape[1]} px, file has {arr.shape[1]}x{arr.shape[2]}")
 
 
 def read_lines(path: Path) -> list[str]:

@@ -17,7 +17,10 @@ import struct
 
 import numpy as np
 
-__all__ = ["read_plain_tiff"]
+__all__ = ["ENABLED", "read_plain_tiff"]
+
+#: Set to False to send every read through rasterio (bench-io measures the plain rasterio path this way).
+ENABLED = True
 
 _SHORT, _LONG = 3, 4
 _TYPE = {_SHORT: ("H", 2), _LONG: ("I", 4)}

@@ -9,7 +9,7 @@ import pytest
 import tifffile
 
 from _fixtures import SHARED_FIXTURES, shared_fixture
-from landzoo.store.rawtiff import read_plain_tiff
+from landzoo.datasets.rawtiff import read_plain_tiff
 
 
 def _as_chw(a: np.ndarray, bands: int) -> np.ndarray:
@@ -60,3 +60,34 @@ def test_refuses_what_it_does_not_fully_handle(tmp_path: Path) -> None:
     for name in ("zip", "tiled", "pages", "bigtiff", "truncated", "garbage", "missing"):
         assert read_plain_tiff(tmp_path / f"{name}.tif") is None, name
     np.testing.assert_array_equal(read_plain_tiff(tmp_path / "ok.tif")[0], data)
+
+
+def test_read_band_file_is_the_same_with_and_without_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    from landzoo.datasets import rawtiff
+    from landzoo.datasets.base import read_band_file
+
+    files = sorted(shared_fixture("bigearthnet_common").rglob("*_B8A.tif"))[:3]
+    assert files
+    for f in files:
+        fast = read_band_file(f, f.parent.name, shape=(60, 60))
+        monkeypatch.setattr(rawtiff, "ENABLED", False)
+        slow = read_band_file(f, f.parent.name, shape=(60, 60))
+        monkeypatch.setattr(rawtiff, "ENABLED", True)
+        assert fast.dtype == slow.dtype == np.uint16
+        np.testing.assert_array_equal(fast, slow)
+
+
+def test_read_band_file_checks_what_the_fast_path_returns(tmp_path: Path) -> None:
+    from landzoo.datasets.base import PatchError, read_band_file
+
+    src = sorted(shared_fixture("bigearthnet_common").rglob("*_B02.tif"))[0]
+    assert read_plain_tiff(src) is not None  # the fast path takes this file
+    with pytest.raises(PatchError, match="expected 60x60 px, file has 120x120"):
+        read_band_file(src, "p", shape=(60, 60))
+    with pytest.raises(PatchError, match="expected dtype float32"):
+        read_band_file(src, "p", dtypes=("float32",))
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(src.read_bytes()[:-100])
+    assert read_plain_tiff(cut) is None
+    with pytest.raises(PatchError, match="unreadable GeoTIFF"):
+        read_band_file(cut, "p")
