@@ -127,7 +127,10 @@ class DataContract:
     and ``classes`` must be exactly that set in its order (a reordered class list would be a silent
     relabelling). ``stats``: per-band ``(mean, std)`` by band name (only the contract's bands are kept;
     defaults to :data:`landzoo.contract.BEN_BAND_STATS`). ``input_size``: the model's square input side in
-    pixels. ``resample``: how band groups are brought to ``input_size`` (:data:`RESAMPLE_MODES`).
+    pixels. ``resample``: how band groups are brought to ``input_size`` (:data:`RESAMPLE_MODES`). ``native``:
+    the model is fed band groups at their native resolution (BigEarthNet: 10 m at 120 px, 20 m at 60 px, ...)
+    rather than all bands on one 10 m grid (SEN12MS and EuroSAT ship them so); it decides how a rebuilt
+    model groups its input bands, so a transferred model must keep it.
     """
 
     bands: tuple[str, ...]
@@ -136,6 +139,7 @@ class DataContract:
     stats: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     input_size: int = 120
     resample: str = "bicubic"
+    native: bool = True
 
     def __post_init__(self) -> None:
         if not self.bands:
@@ -169,6 +173,7 @@ class DataContract:
         object.__setattr__(self, "classes", classes)
         object.__setattr__(self, "stats", stats)
         object.__setattr__(self, "input_size", size)
+        object.__setattr__(self, "native", bool(self.native))
 
     @classmethod
     def from_names(
@@ -179,10 +184,11 @@ class DataContract:
         *,
         resample: str = "bicubic",
         stats: Mapping[str, tuple[float, float]] | None = None,
+        native: bool = True,
     ) -> DataContract:
         """Build from a band selection (``"s2_10m_20m"`` or names) and a class-set name; stats from the contract."""
         names = contract.resolve_bands(bands)
-        return cls(names, class_set, contract.class_set(class_set), dict(stats or {}), input_size, resample)
+        return cls(names, class_set, contract.class_set(class_set), dict(stats or {}), input_size, resample, native)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready form (stats as ``{band: {"mean", "std"}}``)."""
@@ -193,6 +199,7 @@ class DataContract:
             "stats": {b: {"mean": m, "std": s} for b, (m, s) in self.stats.items()},
             "input_size": self.input_size,
             "resample": self.resample,
+            "native": self.native,
         }
 
     @classmethod
@@ -216,6 +223,7 @@ class DataContract:
                 stats=data["stats"],
                 input_size=data["input_size"],
                 resample=data.get("resample", "bicubic"),
+                native=data.get("native", True),  # checkpoints written before the field were all BigEarthNet
             )
         except ContractError as err:
             raise ContractError(f"{source}: {err}") from None
@@ -590,7 +598,16 @@ def build_model_from_checkpoint(path: str | os.PathLike, *, strict: bool = True)
     except ImportError as err:  # pragma: no cover - the zoo is part of landzoo
         raise CheckpointError(f"cannot build {meta.arch!r}: the model zoo is unavailable ({err})") from None
     dc = meta.contract
-    model = create_model(meta.arch, bands=dc.bands, classes=dc.class_set, **meta.arch_kwargs)
+    # the input stem normalises with the checkpoint's statistics and groups bands as it was trained to
+    model = create_model(
+        meta.arch,
+        bands=dc.bands,
+        classes=dc.class_set,
+        native=dc.native,
+        stats=dc.stats,
+        resample=dc.resample,
+        **meta.arch_kwargs,
+    )
     for attr, want in (("bands", dc.bands), ("classes", dc.classes), ("input_size", dc.input_size)):
         got = getattr(model, attr, None)
         if got is not None and (tuple(got) if isinstance(got, list | tuple) else got) != want:

@@ -75,6 +75,25 @@ def test_cli_on_a_raw_folder_with_imagenet_weights(
     assert meta.contract.class_set == "sen12ms_simple10"
     assert meta.contract.stats["B02"] == pytest.approx(tuple(summary["target"]["stats"]["B02"]))
     assert meta.contract.stats["B02"] != pytest.approx(contract.BEN_BAND_STATS["B02"])
+    # rebuilt from that checkpoint (zoo loader and training loader alike), the model normalises with the target's
+    # statistics and takes SEN12MS's bands as one 10 m group
+    from landzoo.checkpoint import build_model_from_checkpoint
+    from landzoo.training.run import load_module
+
+    assert meta.contract.native is False
+    rebuilt, _ = build_model_from_checkpoint(out / "runs" / "imagenet" / "f0.5_s0" / "model.safetensors")
+    module = load_module(out / "runs" / "imagenet" / "f0.5_s0" / "model.safetensors")
+    assert module.contract["native"] is False
+    assert module.contract["stats"]["B02"] == pytest.approx(list(meta.contract.stats["B02"]))
+    for model in (rebuilt, module.model):
+        (group, names), *_ = model.transform.groups.items()
+        assert names == meta.contract.bands and len(model.transform.groups) == 1
+        mean = getattr(model.transform, f"mean_{group}").flatten().tolist()
+        assert mean == pytest.approx([meta.contract.stats[b][0] for b in names])
+    x = {group: torch.randint(0, 4000, (2, len(meta.contract.bands), 64, 64), dtype=torch.int32)}
+    rebuilt.eval(), module.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(x), module(x))
     # a second call reuses every finished run
     assert main(argv) == 0
     again = json.loads((out / "transfer.json").read_text())

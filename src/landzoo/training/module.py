@@ -34,11 +34,24 @@ __all__ = ["LandCoverModule", "build_model", "data_contract", "model_attrs"]
 
 
 # ---- adapters to the model zoo and the metrics module -----------------------------------------------
-def build_model(cfg_model: Any) -> nn.Module:
-    """Build a zoo model by name; an unknown name is the zoo's own one-line error."""
+def build_model(cfg_model: Any, data: dict[str, Any] | None = None) -> nn.Module:
+    """Build a zoo model by name; an unknown name is the zoo's own one-line error.
+
+    ``data`` (``{"stats": {band: [mean, std]}, "native": bool}``, both optional) overrides the BigEarthNet
+    normalisation and the native band grouping, for a checkpoint trained on another dataset.
+    """
     from landzoo.models import create_model
 
-    return create_model(cfg_model.name, bands=cfg_model.bands, classes=cfg_model.classes, **dict(cfg_model.kwargs))
+    data = data or {}
+    stats = {b: (float(v[0]), float(v[1])) for b, v in data["stats"].items()} if data.get("stats") else None
+    return create_model(
+        cfg_model.name,
+        bands=cfg_model.bands,
+        classes=cfg_model.classes,
+        stats=stats,
+        native=bool(data.get("native", True)),
+        **dict(cfg_model.kwargs),
+    )
 
 
 def model_attrs(model: nn.Module, cfg_model: Any) -> tuple[tuple[str, ...], tuple[str, ...], int]:
@@ -72,16 +85,28 @@ def compute_metrics(metric: nn.Module) -> tuple[dict[str, float], dict[str, dict
     return flat, per_class
 
 
-def data_contract(bands: tuple[str, ...], class_set: str, classes: tuple[str, ...], input_size: int) -> dict[str, Any]:
-    """The data contract a checkpoint carries, as plain data (names, never indices)."""
-    mean, std = contract.band_stats(bands)
+def data_contract(
+    bands: tuple[str, ...],
+    class_set: str,
+    classes: tuple[str, ...],
+    input_size: int,
+    data: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The data contract a checkpoint carries, as plain data (names, never indices); ``data`` as in build_model."""
+    data = data or {}
+    if data.get("stats"):
+        stats = {b: [float(data["stats"][b][0]), float(data["stats"][b][1])] for b in bands}
+    else:
+        mean, std = contract.band_stats(bands)
+        stats = {b: [float(m), float(s)] for b, m, s in zip(bands, mean, std, strict=True)}
     return {
         "bands": list(bands),
         "class_set": class_set,
         "classes": list(classes),
-        "stats": {b: [float(m), float(s)] for b, m, s in zip(bands, mean, std, strict=True)},
+        "stats": stats,
         "input_size": int(input_size),
         "resample": "bicubic",
+        "native": bool(data.get("native", True)),
     }
 
 
@@ -89,17 +114,23 @@ def data_contract(bands: tuple[str, ...], class_set: str, classes: tuple[str, ..
 class LandCoverModule(L.LightningModule):
     """A zoo model trained for multi-label land-cover classification under one protocol."""
 
-    def __init__(self, config: dict[str, Any], scaling: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, config: dict[str, Any], scaling: dict[str, Any] | None = None, data: dict[str, Any] | None = None
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.cfg = TrainConfig.from_dict(config, source="checkpoint config")
         self.scaling = Scaling(**scaling) if scaling else None
-        self.model = build_model(self.cfg.model)
+        #: normalisation/grouping overrides (``build_model``); None: BigEarthNet statistics, native groups
+        self.data = dict(data) if data else None
+        self.model = build_model(self.cfg.model, self.data)
         self.bands, self.classes, self.input_size = model_attrs(self.model, self.cfg.model)
         self.class_set = self.cfg.model.classes
         from landzoo.transforms import InputTransform
 
-        self.input_transform = InputTransform(self.bands, self.input_size)
+        self.input_transform = InputTransform(
+            self.bands, self.input_size, native=bool((self.data or {}).get("native", True))
+        )
         self.val_metrics = make_metrics(self.classes)
         self.test_metrics = make_metrics(self.classes)
         self.val_results: dict[str, float] = {}
@@ -112,7 +143,7 @@ class LandCoverModule(L.LightningModule):
     # ---- contract ---------------------------------------------------------------------------------
     @property
     def contract(self) -> dict[str, Any]:
-        return data_contract(self.bands, self.class_set, self.classes, self.input_size)
+        return data_contract(self.bands, self.class_set, self.classes, self.input_size, self.data)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["landzoo_val"] = dict(self.val_results)

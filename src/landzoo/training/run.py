@@ -541,7 +541,9 @@ def fit(
     logger = CSVLogger(str(run_dir), name="logs")  # logs/version_N: one per start, a resume keeps the history
     trainer = make_trainer(cfg, run_dir, callbacks=callbacks, progress=progress and label is None, logger=logger)
     scaling = resolve_scaling(cfg, trainer.world_size)
-    module = LandCoverModule(cfg.to_dict(), scaling.__dict__)
+    # a store whose bands all lie on one 10 m grid (SEN12MS, EuroSAT) is fed as one group; BigEarthNet natively
+    native = bool(json.loads((store / "manifest.json").read_text(encoding="utf-8")).get("native_groups", True))
+    module = LandCoverModule(cfg.to_dict(), scaling.__dict__, None if native else {"native": False})
     inner = make_datamodule(
         store,
         bands=module.bands,
@@ -773,7 +775,7 @@ def load_module(checkpoint: str | Path) -> LandCoverModule:
             raise RunError(
                 f"checkpoint {path} is not a landzoo training checkpoint (no config or data contract with band names)"
             )
-        module = LandCoverModule(hp["config"], hp.get("scaling"))
+        module = LandCoverModule(hp["config"], hp.get("scaling"), hp.get("data"))
         _check_same_contract(module.contract, saved, path)
         module.load_state_dict(state["state_dict"])
         return module
@@ -784,6 +786,8 @@ def load_module(checkpoint: str | Path) -> LandCoverModule:
     if not saved.get("bands"):
         raise RunError(f"checkpoint {path} has no band names in its data contract; refusing to guess the band order")
     config = dict(_meta_get(meta, "config") or {})
+    if "transfer" in config:  # written by `landzoo transfer`: its protocol is not a training config
+        config = {}
     model_cfg = dict(config.get("model") or {})
     model_cfg["name"] = _meta_get(meta, "arch") or model_cfg.get("name")
     kwargs = _meta_get(meta, "arch_kwargs")
@@ -793,10 +797,10 @@ def load_module(checkpoint: str | Path) -> LandCoverModule:
     if saved.get("class_set"):
         model_cfg["classes"] = saved["class_set"]
     config["model"] = model_cfg
-    try:
-        module = LandCoverModule(config)
-    except LandzooError:
-        raise
+    # the model normalises with the checkpoint's statistics and groups bands as it was trained (a transferred
+    # EuroSAT/SEN12MS model has its own statistics and all bands on one 10 m grid)
+    data = {"stats": saved.get("stats") or None, "native": bool(saved.get("native", True))}
+    module = LandCoverModule(config, None, data)
     _check_same_contract(module.contract, saved, path)
     try:
         module.model.load_state_dict(weights)
@@ -823,6 +827,8 @@ def _check_same_contract(model: dict[str, Any], saved: dict[str, Any], path: Pat
         raise RunError(
             f"checkpoint {path}: input size {saved['input_size']} but the rebuilt model takes {model['input_size']}"
         )
+    if bool(saved.get("native", True)) != bool(model.get("native", True)):
+        raise RunError(f"checkpoint {path}: its band grouping (native={saved.get('native')}) differs from the model's")
     stats = saved.get("stats") or {}
     for band, (mean, std) in model["stats"].items():
         if band in stats and (

@@ -859,7 +859,9 @@ def run_transfer(cfg: TransferConfig, *, progress: bool = True) -> dict[str, Any
             }
             run_dir.mkdir(parents=True, exist_ok=True)
             if cfg.save_checkpoints:
-                dc = ckpt.DataContract(bands, proto.class_set, proto.classes, stats, input_size, "bicubic")
+                dc = ckpt.DataContract(
+                    bands, proto.class_set, proto.classes, stats, input_size, "bicubic", target.native_groups
+                )
                 ckpt.save_checkpoint(
                     run_dir / "model.safetensors",
                     {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
