@@ -66,10 +66,3 @@ def test_scale_variants(capsys: pytest.CaptureFixture[str]) -> None:
     with torch.device("meta"):
         b7, _ = build_backbone("wrn_eca_b7")
     assert rows[7]["params"] == count_params(b7)
-
-
-def test_scale_search_is_not_available_yet(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
-    assert main(["scale", "search", "--data", str(tmp_path)]) == 2
-    err = capsys.readouterr().err
-    assert "not available yet: needs the training engine (issue 5)" in err
-    assert len(err.strip().splitlines()) == 1

@@ -3,8 +3,9 @@
 * ``scale grid``: the EfficientNet candidates (alpha, beta, gamma) with alpha*beta^2*gamma^2 close to 2 at
   phi = 1, each built and measured (MACs, parameters, rounded depth/width/resolution).
 * ``scale variants``: the registered B0..B7 with their coefficients, dimensions, parameters and MACs.
-* ``scale search --data STORE``: trains each candidate briefly and ranks them on validation. Not available
-  yet: it needs the training engine (issue 5); :func:`landzoo.scaling.search` takes its ``train_fn``.
+* ``scale search --data STORE``: trains each candidate briefly with ``landzoo fit``'s engine (same protocol,
+  same data) and ranks them on the validation split: :func:`landzoo.scaling.search` with a ``train_fn`` that
+  runs :func:`landzoo.training.run.fit`. Finished candidates are reused when the command is run again.
 """
 
 from __future__ import annotations
@@ -53,16 +54,25 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     s = ssub.add_parser(
         "search",
-        help="train each grid candidate briefly and rank on validation (needs the training engine)",
-        description="EfficientNet's search: every grid candidate trained briefly on STORE and scored on its "
-        "validation split. Not available yet: it needs the training engine (issue 5).",
+        help="train each grid candidate briefly and rank on validation",
+        description="EfficientNet's search at phi = 1: every grid candidate (alpha, beta, gamma) with "
+        "alpha*beta^2*gamma^2 close to TARGET is built, its MACs measured, trained for a few epochs on STORE "
+        "under the same protocol and scored on the validation split. Writes OUT/search.{csv,md,json} and "
+        "OUT/search.png (score against MACs); candidates already trained in OUT are reused.",
     )
     s.add_argument("--data", type=Path, required=True, metavar="STORE", help="an encoded landzoo store")
     s.add_argument("--family", choices=FAMILIES, default="wrn_eca")
+    s.add_argument("--config", type=Path, help="base training config (default: the paper protocol's defaults)")
     s.add_argument("--epochs", type=int, default=2, help="training epochs per candidate (default: 2)")
-    s.add_argument("--step", type=float, default=0.1)
-    s.add_argument("--tolerance", type=float, default=0.1)
-    s.add_argument("--out", type=Path, help="folder for the table and the plot")
+    s.add_argument("--step", type=float, default=0.1, help="grid step (default: 0.1)")
+    s.add_argument("--low", type=float, default=1.0, help="smallest coefficient (default: 1.0)")
+    s.add_argument("--high", type=float, default=2.0, help="largest coefficient (default: 2.0)")
+    s.add_argument("--target", type=float, default=2.0, help="FLOPs factor per unit phi (default: 2.0)")
+    s.add_argument("--tolerance", type=float, default=0.1, help="allowed |product - target| (default: 0.1)")
+    s.add_argument("--limit", type=int, help="train only the N candidates with the fewest MACs")
+    s.add_argument("--out", type=Path, default=Path("scale-search"), help="output folder (default: scale-search)")
+    s.add_argument("--no-progress", action="store_true", help="no progress bars")
+    s.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="training config overrides, as for fit")
     s.set_defaults(func=run_search)
 
 
@@ -119,10 +129,83 @@ def run_variants(args: argparse.Namespace) -> int:
 
 
 def run_search(args: argparse.Namespace) -> int:
-    raise LandzooError(
-        "not available yet: needs the training engine (issue 5); `landzoo scale grid` lists the candidates "
-        "with their MACs, and landzoo.scaling.search(train_fn, ...) runs the search once a train_fn exists"
+    import json
+
+    from landzoo import scaling
+    from landzoo.training.config import load_config, parse_overrides
+    from landzoo.training.run import check_store, fit
+
+    store = check_store(args.data)
+    if args.epochs < 1:
+        raise LandzooError(f"--epochs must be at least 1, not {args.epochs}")
+    base = parse_overrides(list(args.overrides))  # a malformed override fails before anything trains
+    cands = scaling.grid_candidates(
+        step=args.step, low=args.low, high=args.high, target=args.target, tolerance=args.tolerance
     )
+    if not cands:
+        raise LandzooError("no grid candidate satisfies the FLOPs constraint; widen --tolerance or --high")
+    if args.limit is not None:
+        if args.limit < 1:
+            raise LandzooError(f"--limit must be at least 1, not {args.limit}")
+        rows = scaling.grid_table(cands, family=args.family, progress=False)
+        cands = [
+            scaling.Coefficients(r["alpha"], r["beta"], r["gamma"], r["phi"])
+            for r in sorted(rows, key=lambda r: r["macs"])[: args.limit]
+        ]
+    runs = args.out / "runs"
+
+    def run_name(row: dict[str, Any]) -> str:
+        return f"{args.family}_a{row['alpha']:g}_b{row['beta']:g}_g{row['gamma']:g}"
+
+    def train(row: dict[str, Any]) -> float:
+        name = run_name(row)
+        done = runs / name / "results.json"
+        if done.is_file():  # trained by an earlier call with the same settings
+            result = json.loads(done.read_text(encoding="utf-8"))
+        else:
+            c = scaling.Coefficients(row["alpha"], row["beta"], row["gamma"], row["phi"])
+            over = {
+                **base,
+                "name": name,
+                "out": str(runs),
+                "model": {
+                    **base.get("model", {}),
+                    "name": f"{args.family}_b0",
+                    "kwargs": {
+                        "depth_multiplier": c.depth,
+                        "width_multiplier": c.width,
+                        "resolution_multiplier": c.resolution,
+                    },
+                },
+                "data": {**base.get("data", {}), "store": str(store)},
+                "trainer": {**base.get("trainer", {}), "epochs": args.epochs},
+            }
+            cfg = load_config(args.config, over)
+            result = fit(cfg, overwrite=True, progress=not args.no_progress, label=name)
+        score = result.get("val_select")
+        if score is None:
+            raise LandzooError(f"candidate {name}: training gave no validation score (see {runs / name})")
+        return float(score)
+
+    rows = scaling.search(train, cands, family=args.family, progress=not args.no_progress)
+    rows = _with_mmacs(rows)
+    for r in rows:
+        r["score"] = round(r["score"], 4)
+        r["run"] = run_name(r)
+    cols = ["score", *_columns(args.family), "run"]
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "search.csv").write_text(format_rows(rows, cols, "csv"), encoding="utf-8")
+    (args.out / "search.md").write_text(format_rows(rows, cols, "markdown") + "\n", encoding="utf-8")
+    (args.out / "search.json").write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+    _plot(rows, args.out / "search.png", args.family, score=True)
+    print(format_rows(rows, cols, "table"))
+    best = rows[0]
+    print(
+        f"best: alpha={best['alpha']:g} beta={best['beta']:g} gamma={best['gamma']:g} "
+        f"(validation score {best['score']:.4f} after {args.epochs} epoch(s)); table and plot in {args.out}",
+        file=sys.stderr,
+    )
+    return 0
 
 
 def _with_mmacs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -131,18 +214,21 @@ def _with_mmacs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _plot(rows: list[dict[str, Any]], path: Path, family: str) -> None:
+def _plot(rows: list[dict[str, Any]], path: Path, family: str, *, score: bool = False) -> None:
+    """Candidates as points: MACs against parameters, or (``score``) validation score against MACs."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.5, 4.5), dpi=110)
-    ax.scatter([r["params"] / 1e6 for r in rows], [r["mmacs"] for r in rows], s=18)
-    for r in rows:
-        ax.annotate(f"{r['alpha']:g}/{r['beta']:g}/{r['gamma']:g}", (r["params"] / 1e6, r["mmacs"]), fontsize=6)
-    ax.set_xlabel("trainable parameters (M)")
-    ax.set_ylabel("MACs per image (M)")
+    xs = [r["mmacs"] if score else r["params"] / 1e6 for r in rows]
+    ys = [r["score"] if score else r["mmacs"] for r in rows]
+    ax.scatter(xs, ys, s=18)
+    for r, x, y in zip(rows, xs, ys, strict=True):
+        ax.annotate(f"{r['alpha']:g}/{r['beta']:g}/{r['gamma']:g}", (x, y), fontsize=6)
+    ax.set_xlabel("MACs per image (M)" if score else "trainable parameters (M)")
+    ax.set_ylabel("validation score" if score else "MACs per image (M)")
     ax.set_title(f"{family} candidates at phi = 1 (alpha/beta/gamma)")
     ax.grid(alpha=0.3)
     fig.tight_layout()
