@@ -121,3 +121,17 @@ def test_options_reach_the_architecture() -> None:
     bns = [x for x in default.modules() if isinstance(x, torch.nn.BatchNorm2d)]
     assert all(b.momentum == 0.1 for b in bns)
     assert all(float(b.weight.detach().abs().max()) <= 0.05 for b in bns)  # paper init: Keras "uniform" gamma
+
+
+def test_plain_import_landzoo_registers_in_timm() -> None:
+    """In a fresh interpreter, ``import landzoo`` alone is enough for timm to build the zoo by name."""
+    import subprocess
+    import sys
+
+    code = (
+        "import timm, landzoo\n"
+        "m = timm.create_model('wrn_eca_b0', in_chans=10, num_classes=19)\n"
+        "print(sum(p.numel() for p in m.parameters() if p.requires_grad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.split()[-1] == "305889"  # WRN-10-2 with ECA, paper.md's reference count

@@ -2,7 +2,7 @@
 
 Importing this package registers the paper's own architectures in timm (``timm.create_model("wrn_eca_b0",
 in_chans=10, num_classes=19)``) and every architecture in landzoo's catalogue (family, input resolution,
-band selection, scaling coefficients). ``import landzoo`` alone stays light and does not import it.
+band selection, scaling coefficients). ``import landzoo`` imports this module, so the names are in timm.
 
 * Own architectures (written here; timm lacks them): ``wrn10_2[_eca|_se|_cbam|_coord][_ghost]``,
   ``wrn_eca_b0..b7``, ``efficientnet_eca_b0..b7`` and ``efficientnet_{plain,se,cbam,coord}_b0[_ghost]``
