@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from _fixtures import shared_fixture
 
 os.environ["OMP_NUM_THREADS"] = "1"
