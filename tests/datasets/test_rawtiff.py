@@ -91,3 +91,29 @@ def test_read_band_file_checks_what_the_fast_path_returns(tmp_path: Path) -> Non
     assert read_plain_tiff(cut) is None
     with pytest.raises(PatchError, match="unreadable GeoTIFF"):
         read_band_file(cut, "p")
+
+
+def test_layout_cache_never_serves_another_files_strip_table(tmp_path: Path) -> None:
+    """Two files with byte-identical IFDs but different out-of-line strip offsets are each read correctly."""
+    import struct
+
+    from landzoo.datasets import rawtiff
+
+    data = np.arange(8 * 6, dtype="uint16").reshape(8, 6)
+    a = tmp_path / "a.tif"
+    tifffile.imwrite(a, data, rowsperstrip=4)  # two strips: StripOffsets is stored outside the IFD
+    rawtiff._CACHE.clear()
+    np.testing.assert_array_equal(read_plain_tiff(a)[0], data)
+    buf = bytearray(a.read_bytes())
+    tif = tifffile.TiffFile(a)
+    offsets_tag = tif.pages[0].tags["StripOffsets"]
+    first, second = tif.pages[0].dataoffsets
+    tif.close()
+    assert offsets_tag.count == 2 and offsets_tag.valueoffset > 0
+    struct.pack_into("<2I", buf, offsets_tag.valueoffset, second, first)  # same IFD bytes, strips swapped
+    b = tmp_path / "b.tif"
+    b.write_bytes(bytes(buf))
+    got = read_plain_tiff(b)
+    np.testing.assert_array_equal(got[0], tifffile.imread(b))
+    np.testing.assert_array_equal(got[0], np.concatenate([data[4:], data[:4]]))
+    np.testing.assert_array_equal(read_plain_tiff(a)[0], data)  # and the first file is still read right

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import struct
+from typing import NamedTuple
 
 import numpy as np
 
@@ -47,6 +48,23 @@ def read_plain_tiff(path: str | os.PathLike) -> np.ndarray | None:
     return parse_plain_tiff(buf)
 
 
+class _Layout(NamedTuple):
+    """Where and how the pixels lie: what the IFD says, independent of the file's length."""
+
+    dtype: np.dtype
+    shape: tuple[int, int, int]  # H, W, samples
+    offsets: tuple[int, ...]
+    counts: tuple[int, ...]
+    contiguous: bool
+
+
+#: IFD bytes -> (out-of-line tag data the layout was read from, layout or None). Every band file of a dataset
+#: written by one tool has the same IFD, so parsing it once per band is enough; a hit is re-validated against
+#: the out-of-line bytes, so two files with equal IFDs but different strip tables never share a layout.
+_CACHE: dict[tuple[str, int, bytes], tuple[tuple[tuple[int, bytes], ...], _Layout | None]] = {}
+_CACHE_MAX = 256
+
+
 def parse_plain_tiff(buf: bytes) -> np.ndarray | None:
     """:func:`read_plain_tiff` on the bytes of a file."""
     if len(buf) < 8:
@@ -61,27 +79,65 @@ def parse_plain_tiff(buf: bytes) -> np.ndarray | None:
     try:
         (ifd,) = struct.unpack_from(end + "I", buf, 4)
         (count,) = struct.unpack_from(end + "H", buf, ifd)
+    except struct.error:
+        return None
+    ifd_bytes = buf[ifd : ifd + 2 + 12 * count + 4]
+    if len(ifd_bytes) != 2 + 12 * count + 4:
+        return None
+    key = (end, ifd, ifd_bytes)
+    hit = _CACHE.get(key)
+    if hit is not None and all(buf[pos : pos + len(data)] == data for pos, data in hit[0]):
+        layout = hit[1]
+    else:
+        checks: list[tuple[int, bytes]] = []
+        layout = _parse_layout(buf, end, ifd, count, checks)
+        if len(_CACHE) < _CACHE_MAX:
+            _CACHE[key] = (tuple(checks), layout)
+    return None if layout is None else _pixels(buf, layout)
+
+
+def _pixels(buf: bytes, layout: _Layout) -> np.ndarray | None:
+    offsets, counts, dtype = layout.offsets, layout.counts, layout.dtype
+    if max(o + n for o, n in zip(offsets, counts, strict=True)) > len(buf):
+        return None  # truncated: let rasterio say what is wrong
+    h, w, c = layout.shape
+    if layout.contiguous:
+        arr = np.frombuffer(buf, dtype=dtype, count=w * h * c, offset=offsets[0])
+    else:
+        arr = np.frombuffer(b"".join(buf[o : o + n] for o, n in zip(offsets, counts, strict=True)), dtype=dtype)
+    arr = arr.reshape(h, w, c).transpose(2, 0, 1)
+    return np.array(arr, dtype=dtype.newbyteorder("="), order="C")  # writable, native byte order
+
+
+def _parse_layout(buf: bytes, end: str, ifd: int, count: int, checks: list[tuple[int, bytes]]) -> _Layout | None:
+    """Read the IFD; ``checks`` receives every out-of-line tag value read, as (position, bytes)."""
+    try:
         entries = np.frombuffer(buf, dtype=_ENTRY[end], count=count, offset=ifd + 2)
         (next_ifd,) = struct.unpack_from(end + "I", buf, ifd + 2 + 12 * count)
     except (struct.error, ValueError):
         return None
     if next_ifd != 0:
         return None  # several images (overviews, pages): not ours to interpret
-    tags = {int(t): k for k, t in enumerate(entries["tag"].tolist())}
+    rows = entries.tolist()  # [(tag, type, count, value)], one conversion instead of per-field numpy indexing
+    tags = {row[0]: k for k, row in enumerate(rows)}
     if 322 in tags:
         return None  # tiled
+    short_shift = 0 if end == "<" else 16  # a SHORT stored inline sits in the field's first two bytes
 
     def get(tag: int, default: tuple[int, ...] | None = None) -> tuple[int, ...] | None:
         k = tags.get(tag)
         if k is None:
             return default
-        typ, n = int(entries["type"][k]), int(entries["count"][k])
+        _, typ, n, value = rows[k]
         if typ not in _TYPE:
             return None
+        if n == 1:  # the value itself is in the entry
+            return ((value >> short_shift) & 0xFFFF,) if typ == _SHORT else (value,)
         char, size = _TYPE[typ]
         pos = ifd + 2 + 12 * k + 8
         if n * size > 4:
-            (pos,) = struct.unpack_from(end + "I", buf, pos)
+            pos = value
+            checks.append((pos, buf[pos : pos + n * size]))
         try:
             return struct.unpack_from(f"{end}{n}{char}", buf, pos)
         except struct.error:
@@ -100,16 +156,10 @@ def parse_plain_tiff(buf: bytes) -> np.ndarray | None:
     if kind is None or (planar[0] == 2 and c > 1):
         return None  # planar-separate multi-band files are left to rasterio
     dtype = np.dtype(end + kind)
-    nbytes = w * h * c * dtype.itemsize
-    if sum(counts) != nbytes or max(o + n for o, n in zip(offsets, counts, strict=True)) > len(buf):
-        return None  # truncated or inconsistent: let rasterio say what is wrong
+    if sum(counts) != w * h * c * dtype.itemsize:
+        return None  # inconsistent strip table
     contiguous = all(offsets[k] + counts[k] == offsets[k + 1] for k in range(len(offsets) - 1))
-    if contiguous:
-        arr = np.frombuffer(buf, dtype=dtype, count=w * h * c, offset=offsets[0])
-    else:
-        arr = np.frombuffer(b"".join(buf[o : o + n] for o, n in zip(offsets, counts, strict=True)), dtype=dtype)
-    arr = arr.reshape(h, w, c).transpose(2, 0, 1)
-    return np.array(arr, dtype=dtype.newbyteorder("="), order="C")  # writable, native byte order
+    return _Layout(dtype, (h, w, c), tuple(offsets), tuple(counts), contiguous)
 
 
 _ENTRY = {e: np.dtype([("tag", e + "u2"), ("type", e + "u2"), ("count", e + "u4"), ("value", e + "u4")]) for e in "<>"}
