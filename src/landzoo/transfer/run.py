@@ -976,6 +976,16 @@ def _fmt(v: Any, digits: int = 4) -> str:
     return str(v)
 
 
+def _sig(v: Any) -> str:
+    """Seconds to 3 significant digits (0.101, 21.4, 135)."""
+    return "" if v is None or not math.isfinite(v) else f"{v:#.3g}".rstrip(".")
+
+
+def _rate(v: Any) -> str:
+    """Images per second as a whole number with thousands separators."""
+    return "" if v is None or not math.isfinite(v) else f"{v:,.0f}"
+
+
 def table_markdown(summary: dict[str, Any]) -> str:
     """The aggregated table as Markdown: score mean +- std per initialisation and fraction, plus cost."""
     proto = summary["protocol"]
@@ -990,7 +1000,7 @@ def table_markdown(summary: dict[str, Any]) -> str:
             mean, std = r[m], r[f"{base}_std"]
             cell = f"{100 * mean:.1f} ± {100 * std:.1f}" if r["seeds"] > 1 else f"{100 * mean:.1f}"
             cells.append(f"**{cell}**" if base == proto["score"] else cell)
-        cells += [_fmt(r["train_time_s"], 3), _fmt(r["infer_img_s_model"], 4), _fmt(r["infer_img_s_e2e"], 4)]
+        cells += [_sig(r["train_time_s"]), _rate(r["infer_img_s_model"]), _rate(r["infer_img_s_e2e"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
