@@ -17,8 +17,8 @@ same coefficients give the same network:
 
 Coefficients behind the registered ``wrn_eca_b0..b7`` and ``efficientnet_eca_b0..b7`` (see
 :data:`COEFFICIENT_PROVENANCE`): EfficientNet's published alpha=1.2, beta=1.1, gamma=1.15 with phi = 0..7.
-The paper's own grid-searched values are unpublished; the search on BigEarthNet (:func:`search`) needs the
-training engine and has not been run.
+The paper's own grid-searched values are unpublished; the search (:func:`search`, ``landzoo scale search``)
+has not been run on the real BigEarthNet, which this project's machines do not hold.
 
 FLOPs are *measured* on the built model with ``torch.utils.flop_counter.FlopCounterMode`` (convolutions
 and matrix products; element-wise operations are not counted) and reported as MACs = FLOPs / 2.
@@ -129,9 +129,10 @@ COEFFICIENT_PROVENANCE = (
     "wrn_eca_b0..b7 and efficientnet_eca_b0..b7 use alpha=1.2, beta=1.1, gamma=1.15 (EfficientNet's coefficients, "
     "Tan & Le 2019, grid-searched on ImageNet at phi=1 under alpha*beta^2*gamma^2 ~ 2) with phi = 0..7 for B0..B7. "
     "The paper's own per-variant coefficients are not published (the reference repository only holds "
-    "alpha=1.4, beta=1.8, gamma=1.4, phi=1, which violates the constraint: product 8.9). The BigEarthNet grid "
-    "search (`landzoo scale search`) needs the training engine (issue 5) and has not been run; until then "
-    "these are a documented stand-in, not the paper's values."
+    "alpha=1.4, beta=1.8, gamma=1.4, phi=1, which violates the constraint: product 8.9). `landzoo scale search "
+    "--data STORE` runs the grid search; it has not been run on the real BigEarthNet (this project's machines do "
+    "not hold it; a run on synthetic data shows the procedure only), so these are a documented stand-in, not the "
+    "paper's values."
 )
 
 

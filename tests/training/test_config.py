@@ -82,6 +82,7 @@ def test_unknown_key_names_the_key_and_the_valid_ones(tmp_path: Path, data, over
         ("select_metric=accuracy", "select_metric"),
         ("loss.label_smoothing=1.5", "label_smoothing"),
         ("data.mode=device", "num_workers=0"),
+        ("data.copy_threads=0", "data.copy_threads must be at least 1"),
         ("schedule.decay_at=[1.5]", "fractions"),
         ("epochs", "key=value"),
     ],

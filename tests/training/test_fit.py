@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import torch
 from _train_helpers import MODEL, overrides, results
 from sklearn.metrics import f1_score, precision_score
 
@@ -179,3 +180,18 @@ def test_benchmark_end_to_end(store: Path, tmp_path: Path, capsys: pytest.Captur
     assert main(argv) == 1
     printed = capsys.readouterr().out
     assert printed.count("finished earlier") == 2
+
+
+def test_copy_threads_reach_the_store_and_read_the_same_batches(store: Path) -> None:
+    from landzoo.training.run import make_datamodule
+
+    batches = []
+    for threads in (1, 2):
+        dm = make_datamodule(store, bands=("B02", "B03", "B04", "B08"), classes="ben19", batch_size=32,
+                             eval_batch_size=32, num_workers=0, seed=0, copy_threads=threads)  # fmt: skip
+        dm.setup("fit")
+        assert dm.datasets["train"].threads == threads
+        batches.append(next(iter(dm.train_dataloader())))
+    assert batches[0]["id"] == batches[1]["id"]
+    for group, x in batches[0]["image"].items():
+        assert torch.equal(x, batches[1]["image"][group])

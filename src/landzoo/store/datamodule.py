@@ -42,6 +42,7 @@ class StoreDataModule(L.LightningDataModule):
         drop_last: bool = False,
         pin_memory: bool = False,
         verify_on_read: bool = False,
+        threads: int | None = None,
         train_split: str = "train",
         val_split: str = "val",
         test_split: str = "test",
@@ -59,6 +60,8 @@ class StoreDataModule(L.LightningDataModule):
         self.drop_last = drop_last
         self.pin_memory = pin_memory
         self.verify_on_read = verify_on_read
+        #: copy threads of the main-process gather (StoreDataset ``threads``; loader workers always use 1)
+        self.threads = threads
         self.split_names = {"train": train_split, "val": val_split, "test": test_split}
         self._store: Store | None = None
         self.datasets: dict[str, StoreDataset] = {}
@@ -90,6 +93,7 @@ class StoreDataModule(L.LightningDataModule):
                 mode=self.mode,
                 device=device,
                 verify_on_read=self.verify_on_read,
+                threads=self.threads,
             )
         return self.datasets[role]
 

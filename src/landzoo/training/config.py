@@ -77,6 +77,9 @@ class DataConfig:
     drop_last: bool = False
     #: ``mmap`` (default), ``ram`` (each split copied into memory) or ``device`` (onto the GPU; needs num_workers=0).
     mode: str = "mmap"
+    #: Copy threads of the store's gather in the main process (with num_workers=0): 2 is faster on an idle
+    #: machine, 1 is steadier when other jobs share the cores (docs/store.md).
+    copy_threads: int = 1
     train_split: str = "train"
     val_split: str = "val"
     test_split: str = "test"
@@ -301,6 +304,7 @@ def _validate(cfg: TrainConfig, source: str) -> None:
         raise ConfigError(f"{source}: select_metric {cfg.select_metric!r} is not one of {', '.join(_SELECT_METRICS)}")
     positive = {
         "data.batch_size": cfg.data.batch_size,
+        "data.copy_threads": cfg.data.copy_threads,
         "trainer.epochs": cfg.trainer.epochs,
         "trainer.accumulate": cfg.trainer.accumulate,
         "trainer.num_nodes": cfg.trainer.num_nodes,

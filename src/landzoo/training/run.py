@@ -147,6 +147,7 @@ def make_datamodule(
     mode: str = "mmap",
     splits: tuple[str, str, str] = ("train", "val", "test"),
     drop_last: bool = False,
+    copy_threads: int = 1,
 ) -> L.LightningDataModule:
     """The store's DataModule (DDP-aware sampling lives there), for exactly these bands and classes."""
     from landzoo.store.datamodule import StoreDataModule
@@ -161,6 +162,7 @@ def make_datamodule(
         mode=mode,  # type: ignore[arg-type]
         seed=seed,
         drop_last=drop_last,
+        threads=copy_threads,
         train_split=splits[0],
         val_split=splits[1],
         test_split=splits[2],
@@ -555,6 +557,7 @@ def fit(
         mode=cfg.data.mode,
         splits=(cfg.data.train_split, cfg.data.val_split, cfg.data.test_split),
         drop_last=cfg.data.drop_last,
+        copy_threads=cfg.data.copy_threads,
     )
     for split in (cfg.data.train_split, cfg.data.val_split, cfg.data.test_split):
         inner.store.rows(split)  # a missing split or band is a one-line error before anything trains
@@ -886,6 +889,7 @@ def _eval_setup(
         num_workers=cfg.data.num_workers if num_workers is None else num_workers,
         seed=cfg.seed,
         splits=(cfg.data.train_split, cfg.data.val_split, split),
+        copy_threads=cfg.data.copy_threads,
     )
     inner.store.rows(split)  # a missing split is a one-line error now, not deep inside Lightning
     cfg.trainer.accelerator = accelerator
