@@ -18,6 +18,7 @@ default is translated:
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from timm.layers import create_conv2d
@@ -162,3 +163,55 @@ def _init(model: nn.Module, scheme: str) -> None:
         elif isinstance(m, nn.LayerNorm):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+
+
+# ---- timm registration ------------------------------------------------------------------------------
+def timm_cfg(size: int, first_conv: str, classifier: str, *, fixed_input_size: bool = False) -> dict[str, Any]:
+    """timm's pretrained-config entry for a landzoo architecture: 10 bands, 19 classes, no weights behind it.
+
+    Inputs are normalised by the model's input stem (the data contract's statistics), so timm's mean/std
+    are the identity.
+    """
+    cfg: dict[str, Any] = {
+        "num_classes": 19,
+        "input_size": (10, size, size),
+        "pool_size": None,
+        "crop_pct": 1.0,
+        "mean": (0.0,) * 10,
+        "std": (1.0,) * 10,
+        "first_conv": first_conv,
+        "classifier": classifier,
+        "license": "mit",
+        "notes": ("landzoo port of Papoutsis et al. 2023; no pretrained weights",),
+    }
+    if fixed_input_size:
+        cfg["fixed_input_size"] = True
+    return cfg
+
+
+def build_timm(
+    cls: type[nn.Module],
+    name: str,
+    pretrained: bool,
+    pretrained_cfg: Any = None,
+    pretrained_cfg_overlay: Any = None,
+    **opts: Any,
+) -> Any:
+    """``timm.models.build_model_with_cfg`` for a landzoo architecture; ``pretrained=True`` is refused (none exist).
+
+    An ``img_size`` given as timm's ``(H, W)`` tuple is reduced to the square side these models take.
+    """
+    from timm.models import build_model_with_cfg
+
+    if pretrained:
+        raise ModelError(f"{name}: landzoo ships no pretrained weights (pretrained=True is not available)")
+    if isinstance(opts.get("img_size"), tuple | list):
+        opts["img_size"] = int(opts["img_size"][-1])
+    return build_model_with_cfg(
+        cls,
+        name,
+        pretrained=False,
+        pretrained_cfg=pretrained_cfg,
+        pretrained_cfg_overlay=pretrained_cfg_overlay,
+        **opts,
+    )

@@ -18,12 +18,12 @@ from __future__ import annotations
 from typing import Any
 
 import torch.nn.functional as F
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import generate_default_cfgs, register_model
 from torch import Tensor, nn
 
 from landzoo import scaling
 from landzoo.models._catalogue import ModelError, ModelInfo, register_info
-from landzoo.models._common import INITS, bn, check_choice, conv, init_weights
+from landzoo.models._common import INITS, bn, build_timm, check_choice, conv, init_weights, timm_cfg
 from landzoo.models.attention import ATTENTIONS, GhostConv, make_attention
 
 __all__ = ["EfficientNetECA", "MBConv"]
@@ -189,47 +189,16 @@ def _resolution(name: str) -> int:
 
 
 default_cfgs = generate_default_cfgs(
-    {
-        name: {
-            "num_classes": 19,
-            "input_size": (10, _resolution(name), _resolution(name)),
-            "pool_size": None,
-            "crop_pct": 1.0,
-            "mean": (0.0,) * 10,
-            "std": (1.0,) * 10,
-            "first_conv": "stem.conv",
-            "classifier": "classifier",
-            "license": "mit",
-            "notes": ("landzoo port of Papoutsis et al. 2023; no pretrained weights",),
-        }
-        for name in _VARIANTS
-    }
+    {name: timm_cfg(_resolution(name), "stem.conv", "classifier") for name in _VARIANTS}
 )
 
 
-def _create(
-    name: str,
-    pretrained: bool = False,
-    pretrained_cfg: Any = None,
-    pretrained_cfg_overlay: Any = None,
-    cache_dir: Any = None,
-    **kwargs: Any,
-) -> EfficientNetECA:
-    if pretrained:
-        raise ModelError(f"{name}: landzoo ships no pretrained weights (pretrained=True is not available)")
+def _create(name: str, pretrained: bool = False, **kwargs: Any) -> EfficientNetECA:
     opts = {**_VARIANTS[name][1], **kwargs}
+    opts.pop("cache_dir", None)
     res = opts.pop("resolution_multiplier", 1.0)
     opts.setdefault("img_size", scaling.scaled_resolution(res))
-    if isinstance(opts["img_size"], tuple | list):
-        opts["img_size"] = int(opts["img_size"][-1])
-    return build_model_with_cfg(
-        EfficientNetECA,
-        name,
-        pretrained=False,
-        pretrained_cfg=pretrained_cfg,
-        pretrained_cfg_overlay=pretrained_cfg_overlay,
-        **opts,
-    )
+    return build_timm(EfficientNetECA, name, pretrained, **opts)
 
 
 @register_model

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import generate_default_cfgs, register_model
 from torch import Tensor, nn
 
 from landzoo.models._catalogue import ModelError, ModelInfo, register_info
-from landzoo.models._common import INITS, check_choice, init_weights, keras_init
+from landzoo.models._common import INITS, build_timm, check_choice, init_weights, keras_init, timm_cfg
 
 __all__ = ["NORM_AXES", "PaperMixer"]
 
@@ -126,45 +126,12 @@ _VARIANTS = {
     "mixer_tiny_p12_120": ({"num_blocks": 2, "hidden_dim": 64, "tokens_mlp_dim": 64, "channels_mlp_dim": 64}, None),
 }
 
-default_cfgs = generate_default_cfgs(
-    {
-        name: {
-            "num_classes": 19,
-            "input_size": (10, 120, 120),
-            "fixed_input_size": True,
-            "pool_size": None,
-            "crop_pct": 1.0,
-            "mean": (0.0,) * 10,
-            "std": (1.0,) * 10,
-            "first_conv": "stem",
-            "classifier": "head",
-            "license": "mit",
-            "notes": ("landzoo port of Papoutsis et al. 2023; no pretrained weights",),
-        }
-        for name in _VARIANTS
-    }
-)
+default_cfgs = generate_default_cfgs({name: timm_cfg(120, "stem", "head", fixed_input_size=True) for name in _VARIANTS})
 
 
-def _create(
-    name: str,
-    pretrained: bool = False,
-    pretrained_cfg: Any = None,
-    pretrained_cfg_overlay: Any = None,
-    cache_dir: Any = None,
-    **kwargs: Any,
-) -> PaperMixer:
-    if pretrained:
-        raise ModelError(f"{name}: landzoo ships no pretrained weights (pretrained=True is not available)")
-    opts = {**_VARIANTS[name][0], "patch_size": 12, **kwargs}
-    return build_model_with_cfg(
-        PaperMixer,
-        name,
-        pretrained=False,
-        pretrained_cfg=pretrained_cfg,
-        pretrained_cfg_overlay=pretrained_cfg_overlay,
-        **opts,
-    )
+def _create(name: str, pretrained: bool = False, **kwargs: Any) -> PaperMixer:
+    kwargs.pop("cache_dir", None)
+    return build_timm(PaperMixer, name, pretrained, **{**_VARIANTS[name][0], "patch_size": 12, **kwargs})
 
 
 @register_model

@@ -17,11 +17,11 @@ import math
 from typing import Any
 
 import torch
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import generate_default_cfgs, register_model
 from torch import Tensor, nn
 
 from landzoo.models._catalogue import ModelError, ModelInfo, register_info
-from landzoo.models._common import INITS, check_choice, init_weights, keras_init
+from landzoo.models._common import INITS, build_timm, check_choice, init_weights, keras_init, timm_cfg
 
 __all__ = ["POS_EMBEDS", "PaperViT"]
 
@@ -171,45 +171,13 @@ PATCHES = (6, 12, 20, 30, 40)
 REFERENCE_PARAMS = {6: 55_237_395, 20: 7_760_147}
 
 default_cfgs = generate_default_cfgs(
-    {
-        f"vit_p{p}_120": {
-            "num_classes": 19,
-            "input_size": (10, 120, 120),
-            "fixed_input_size": True,
-            "pool_size": None,
-            "crop_pct": 1.0,
-            "mean": (0.0,) * 10,
-            "std": (1.0,) * 10,
-            "first_conv": "patch_embed",
-            "classifier": "head",
-            "license": "mit",
-            "notes": ("landzoo port of Papoutsis et al. 2023; no pretrained weights",),
-        }
-        for p in PATCHES
-    }
+    {f"vit_p{p}_120": timm_cfg(120, "patch_embed", "head", fixed_input_size=True) for p in PATCHES}
 )
 
 
-def _create(
-    name: str,
-    patch: int,
-    pretrained: bool = False,
-    pretrained_cfg: Any = None,
-    pretrained_cfg_overlay: Any = None,
-    cache_dir: Any = None,
-    **kwargs: Any,
-) -> PaperViT:
-    if pretrained:
-        raise ModelError(f"{name}: landzoo ships no pretrained weights (pretrained=True is not available)")
-    return build_model_with_cfg(
-        PaperViT,
-        name,
-        pretrained=False,
-        pretrained_cfg=pretrained_cfg,
-        pretrained_cfg_overlay=pretrained_cfg_overlay,
-        patch_size=patch,
-        **kwargs,
-    )
+def _create(name: str, patch: int, pretrained: bool = False, **kwargs: Any) -> PaperViT:
+    kwargs.pop("cache_dir", None)
+    return build_timm(PaperViT, name, pretrained, patch_size=patch, **kwargs)
 
 
 @register_model

@@ -20,12 +20,12 @@ import math
 from typing import Any
 
 import torch
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import generate_default_cfgs, register_model
 from torch import Tensor, nn
 
 from landzoo import scaling
 from landzoo.models._catalogue import ModelError, ModelInfo, register_info
-from landzoo.models._common import INITS, bn, check_choice, conv, init_weights
+from landzoo.models._common import INITS, bn, build_timm, check_choice, conv, init_weights, timm_cfg
 from landzoo.models.attention import ATTENTIONS, GhostConv, make_attention
 
 __all__ = ["POOLS", "WideResNet"]
@@ -234,52 +234,17 @@ def _resolution(name: str) -> int:
     return scaling.scaled_resolution(opts.get("resolution_multiplier", 1.0))
 
 
-default_cfgs = generate_default_cfgs(
-    {
-        name: {
-            "num_classes": 19,
-            "input_size": (10, _resolution(name), _resolution(name)),
-            "pool_size": None,
-            "crop_pct": 1.0,
-            "mean": (0.0,) * 10,
-            "std": (1.0,) * 10,
-            "first_conv": "stem.0",
-            "classifier": "fc",
-            "license": "mit",
-            "notes": ("landzoo port of Papoutsis et al. 2023; no pretrained weights",),
-        }
-        for name in _VARIANTS
-    }
-)
+default_cfgs = generate_default_cfgs({name: timm_cfg(_resolution(name), "stem.0", "fc") for name in _VARIANTS})
 
 
-def _create(
-    name: str,
-    pretrained: bool = False,
-    pretrained_cfg: Any = None,
-    pretrained_cfg_overlay: Any = None,
-    cache_dir: Any = None,
-    **kwargs: Any,
-) -> WideResNet:
-    if pretrained:
-        raise ModelError(f"{name}: landzoo ships no pretrained weights (pretrained=True is not available)")
+def _create(name: str, pretrained: bool = False, **kwargs: Any) -> WideResNet:
     opts = {**_variant_kwargs(name), **kwargs}
+    opts.pop("cache_dir", None)
     scale = {k: opts.pop(k) for k in ("depth_multiplier", "width_multiplier", "resolution_multiplier") if k in opts}
     blocks_rule = opts.pop("blocks_rule", "paper")
     d = scaling.wrn_dims(**scale, blocks_rule=blocks_rule)
     opts.setdefault("img_size", d.resolution)
-    if isinstance(opts["img_size"], tuple | list):
-        opts["img_size"] = int(opts["img_size"][-1])
-    return build_model_with_cfg(
-        WideResNet,
-        name,
-        pretrained=False,
-        pretrained_cfg=pretrained_cfg,
-        pretrained_cfg_overlay=pretrained_cfg_overlay,
-        blocks_per_group=d.blocks_per_group,
-        widths=d.widths,
-        **opts,
-    )
+    return build_timm(WideResNet, name, pretrained, blocks_per_group=d.blocks_per_group, widths=d.widths, **opts)
 
 
 def _info(name: str, description: str) -> None:
