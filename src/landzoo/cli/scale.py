@@ -172,6 +172,7 @@ def run_search(args: argparse.Namespace) -> int:
                     **base.get("model", {}),
                     "name": f"{args.family}_b0",
                     "kwargs": {
+                        **base.get("model", {}).get("kwargs", {}),
                         "depth_multiplier": c.depth,
                         "width_multiplier": c.width,
                         "resolution_multiplier": c.resolution,
