@@ -96,7 +96,7 @@ def test_benchmark_reports_failures_reuses_finished_and_reruns(monkeypatch: pyte
         calls.append(cfg.model.name)
         if cfg.model.name == "bad":
             raise RuntimeError("CUDA out of memory.\nTried to allocate ...")
-        res = _result(cfg.model.name, 0.6, 100)
+        res = {**_result(cfg.model.name, 0.6, 100), "config": cfg.to_dict()}  # as the real fit stores it
         cfg.run_dir.mkdir(parents=True, exist_ok=True)
         (cfg.run_dir / "results.json").write_text(json.dumps(res))
         return res
@@ -119,6 +119,10 @@ def test_benchmark_reports_failures_reuses_finished_and_reruns(monkeypatch: pyte
     assert calls == ["bad"]
     calls.clear()
     bm.run_benchmark(["m1", "m2"], tmp_path, epochs=1, out=out, rerun=True, progress=False)
+    assert calls == ["m1", "m2"]
+    # a finished run trained under other settings (here: epochs) is trained again, not mixed in
+    calls.clear()
+    bm.run_benchmark(["m1", "m2"], tmp_path, epochs=2, out=out, progress=False)
     assert calls == ["m1", "m2"]
 
 

@@ -54,6 +54,10 @@ def test_merge_order_defaults_protocol_file_overrides(tmp_path: Path) -> None:
     assert cfg.data.num_workers == TrainConfig().data.num_workers  # untouched default
     # an override of the protocol switches the defaults underneath the file
     assert load_config(path, ["protocol=paper"]).optim.name == "adam"
+    # architecture options merge key by key too: an override adds to the file's, it does not replace them
+    path = _write(tmp_path, {"model": {"name": "resnet50", "kwargs": {"layers": [1, 1, 1, 1], "stem_width": 16}}})
+    cfg = load_config(path, ["model.kwargs.stem_width=8"])
+    assert cfg.model.kwargs == {"layers": [1, 1, 1, 1], "stem_width": 8}
 
 
 @pytest.mark.parametrize(
@@ -163,3 +167,15 @@ def test_cli_print_config_and_bad_key(capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["fit", "--config", str(REPO / "configs" / "demo.yaml"), "--print-config", "trainer.epoch=2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown config key 'trainer.epoch'" in err[0]
+
+
+def test_micro_batches_of_one_accumulation_window_draw_different_randomness() -> None:
+    from landzoo.training.module import LandCoverModule
+
+    cfg = load_config(None, ["model.name=mixer_tiny_p12_120", "trainer.accumulate=2"])
+    module = LandCoverModule(cfg.to_dict())
+    seeds = []
+    for batch_idx in range(4):  # no trainer: global_step stays 0, as within one accumulation window
+        module.on_train_batch_start(None, batch_idx)
+        seeds.append(module._step_seed())
+    assert seeds[0] != seeds[1] and seeds[0] == seeds[2] and seeds[1] == seeds[3]

@@ -189,3 +189,56 @@ def test_other_bad_options(env: dict[str, Path], tmp_path: Path, capsys: pytest.
         capsys,
     )
     assert ARCH_KWARGS["input_size"] == 32  # the fixtures' model (sanity of the shared helper)
+
+
+def test_linear_probe_shares_one_random_encoder_per_seed_and_reuse_checks_the_data(
+    env: dict[str, Path], tmp_path: Path
+) -> None:
+    """Every fraction of a seed probes the same frozen random encoder its cached features came from; a finished
+    run is reused only for the same target data."""
+    from landzoo.checkpoint import load_checkpoint
+    from landzoo.transfer.run import TransferConfig, run_transfer
+
+    out = tmp_path / "o"
+    cfg = TransferConfig(
+        source=str(env["ckpt"]), dataset="sen12ms", data=str(env["store"]), out=str(out), fractions=(0.5, 1.0),
+        seeds=(0,), mode="linear", inits=("random",), epochs=2, min_steps=0, batch_size=32, workers=0,
+    )  # fmt: skip
+    first = run_transfer(cfg, progress=False)
+    a, _ = load_checkpoint(out / "runs" / "random" / "f0.5_s0" / "model.safetensors")
+    b, _ = load_checkpoint(out / "runs" / "random" / "f1_s0" / "model.safetensors")
+    differ = {k for k in a if not torch.equal(a[k], b[k])}
+    assert differ and all(k.startswith("backbone.fc.") for k in differ), differ  # only the trained head differs
+    # the same call reuses; another store (a copy whose index differs by one byte of metadata) does not
+    assert [r["score"] for r in run_transfer(cfg, progress=False)["runs"]] == [r["score"] for r in first["runs"]]
+    other = tmp_path / "store-copy"
+    shutil.copytree(env["store"], other)
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(other / "index.parquet")
+    pq.write_table(table.replace_schema_metadata({b"note": b"another store"}), other / "index.parquet")
+    mtimes = {p: p.stat().st_mtime_ns for p in (out / "runs" / "random").rglob("result.json")}
+    from dataclasses import replace
+
+    run_transfer(replace(cfg, data=str(other)), progress=False)
+    assert all(p.stat().st_mtime_ns != t for p, t in mtimes.items())  # retrained, not reused
+
+
+def test_single_label_checkpoints_are_refused_by_test_and_predict(
+    env: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from landzoo.transfer.run import TransferConfig, run_transfer
+
+    out = tmp_path / "single"
+    cfg = TransferConfig(
+        source=str(env["ckpt"]), dataset="sen12ms", data=str(env["store"]), out=str(out), fractions=(1.0,),
+        seeds=(0,), mode="linear", inits=("random",), single_label=True, epochs=1, min_steps=0, batch_size=32,
+        workers=0,
+    )  # fmt: skip
+    run_transfer(cfg, progress=False)
+    ckpt = out / "runs" / "random" / "f1_s0" / "model.safetensors"
+    for argv in (["test", str(ckpt), "--data", str(env["store"])],
+                 ["predict", str(ckpt), "--data", str(env["store"]), "--out", str(tmp_path / "p.csv")]):  # fmt: skip
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and "single-label (softmax) model" in err, err

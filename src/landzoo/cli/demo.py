@@ -68,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     unknown = [m for m in labels if m not in DEMO_MODELS]
     if unknown:
         raise LandzooError(f"unknown demo model(s) {', '.join(unknown)}; choose from {', '.join(DEMO_MODELS)}")
+    if not CONFIG.is_file():  # it lives in the source checkout's configs/, beside src/
+        raise LandzooError(f"demo config {CONFIG} is missing: run the demo from a landzoo source checkout")
     if args.transfer and "wrn_eca_b0" not in labels:
         raise LandzooError("--transfer starts from the demo's wrn_eca_b0: keep it in --models")
     out: Path = args.out

@@ -132,6 +132,7 @@ def run_search(args: argparse.Namespace) -> int:
     import json
 
     from landzoo import scaling
+    from landzoo.training.benchmark import finished_run
     from landzoo.training.config import load_config, parse_overrides
     from landzoo.training.run import check_store, fit
 
@@ -159,30 +160,27 @@ def run_search(args: argparse.Namespace) -> int:
 
     def train(row: dict[str, Any]) -> float:
         name = run_name(row)
-        done = runs / name / "results.json"
-        if done.is_file():  # trained by an earlier call with the same settings
-            result = json.loads(done.read_text(encoding="utf-8"))
-        else:
-            c = scaling.Coefficients(row["alpha"], row["beta"], row["gamma"], row["phi"])
-            over = {
-                **base,
-                "name": name,
-                "out": str(runs),
-                "model": {
-                    **base.get("model", {}),
-                    "name": f"{args.family}_b0",
-                    "kwargs": {
-                        **base.get("model", {}).get("kwargs", {}),
-                        "depth_multiplier": c.depth,
-                        "width_multiplier": c.width,
-                        "resolution_multiplier": c.resolution,
-                    },
+        c = scaling.Coefficients(row["alpha"], row["beta"], row["gamma"], row["phi"])
+        over = {
+            **base,
+            "name": name,
+            "out": str(runs),
+            "model": {
+                **base.get("model", {}),
+                "name": f"{args.family}_b0",
+                "kwargs": {
+                    **base.get("model", {}).get("kwargs", {}),
+                    "depth_multiplier": c.depth,
+                    "width_multiplier": c.width,
+                    "resolution_multiplier": c.resolution,
                 },
-                "data": {**base.get("data", {}), "store": str(store)},
-                "trainer": {**base.get("trainer", {}), "epochs": args.epochs},
-            }
-            cfg = load_config(args.config, over)
-            result = fit(cfg, overwrite=True, progress=not args.no_progress, label=name)
+            },
+            "data": {**base.get("data", {}), "store": str(store)},
+            "trainer": {**base.get("trainer", {}), "epochs": args.epochs},
+        }
+        cfg = load_config(args.config, over)
+        # trained by an earlier call with exactly these settings: reuse it
+        result = finished_run(cfg) or fit(cfg, overwrite=True, progress=not args.no_progress, label=name)
         score = result.get("val_select")
         if score is None:
             raise LandzooError(f"candidate {name}: training gave no validation score (see {runs / name})")

@@ -24,9 +24,12 @@ import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from landzoo.errors import LandzooError
+
+if TYPE_CHECKING:
+    from landzoo.training.config import TrainConfig
 
 __all__ = [
     "LEADERBOARD_COLUMNS",
@@ -356,14 +359,25 @@ figure{{display:inline-block;margin:8px}} img{{max-width:680px}}
 
 
 # ---- orchestration ----------------------------------------------------------------------------------
-def _load_ok(path: Path) -> dict[str, Any] | None:
+def finished_run(cfg: TrainConfig) -> dict[str, Any] | None:
+    """The results of a finished, successful run of exactly ``cfg`` in its run folder, else None.
+
+    "Exactly" means the stored config equals ``cfg`` in every key (protocol, epochs, store, model and its
+    options, ...), so a benchmark or scale search never mixes runs trained under other settings.
+    """
+    path = cfg.run_dir / "results.json"
     if not path.is_file():
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
-    return data if data.get("status") == "ok" else None
+    if data.get("status") != "ok":
+        return None
+    same = json.dumps(data.get("config"), sort_keys=True, default=str) == json.dumps(
+        json.loads(json.dumps(cfg.to_dict(), default=str)), sort_keys=True
+    )
+    return data if same else None
 
 
 def _one_line(err: BaseException) -> str:
@@ -445,8 +459,8 @@ def run_benchmark(
         extra += [f"model.kwargs.{k}={json.dumps(v)}" for k, v in model_kwargs.get(label, {}).items()]
         cfg = load_config(config, [*overrides, *extra])
         result_path = cfg.run_dir / "results.json"
-        done = None if rerun else _load_ok(result_path)
-        if done is not None and done.get("model_kwargs", {}) == dict(cfg.model.kwargs):
+        done = None if rerun else finished_run(cfg)
+        if done is not None:
             print(f"[{i}/{n}] {label}: finished earlier, reusing {result_path} (--rerun to train again)", flush=True)
             results.append(done)
             continue

@@ -353,7 +353,7 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for k, v in update.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "kwargs":
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
             out[k] = _deep_merge(out[k], v)
         else:
             out[k] = v

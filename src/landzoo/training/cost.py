@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import platform
 import resource
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -196,22 +195,15 @@ def time_model_only(
     return {"img_s": images / seconds if seconds > 0 else float("nan"), "images": images, "seconds": seconds}
 
 
-def git_commit(repo: Path | None = None) -> str | None:
-    """The project's git commit (with ``-dirty``), or None outside a checkout."""
-    repo = repo or Path(__file__).resolve().parents[3]
-    try:
-        sha = subprocess.run(
-            ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return f"{sha}-dirty" if dirty else sha
+def git_commit() -> str | None:
+    """The landzoo checkout's commit (with ``-dirty``), or None when not running from one.
+
+    Same rule as the checkpoints' (:func:`landzoo.checkpoint.git_commit`), so a run's results and weights agree.
+    """
+    from landzoo.checkpoint import git_commit as checkout_commit
+
+    sha, dirty = checkout_commit()
+    return None if sha is None else (f"{sha}-dirty" if dirty else sha)
 
 
 def _cpu_model() -> str:

@@ -187,8 +187,10 @@ class LandCoverModule(L.LightningModule):
         return self._net()(self.stack(image))
 
     def _step_seed(self) -> int:
+        """Seed of this step's randomness: (seed, optimiser step, micro-batch within the accumulation, rank)."""
         rank = self.trainer.global_rank if self._trainer is not None else 0
-        return (self.cfg.seed * 1_000_003 + self.global_step * 7919 + rank) % (2**63 - 1)
+        micro = getattr(self, "_micro_batch", 0)
+        return (self.cfg.seed * 1_000_003 + self.global_step * 7919 + micro * 104_729 + rank) % (2**63 - 1)
 
     def _targets(self, label: Tensor) -> Tensor:
         y = label.float()
@@ -196,6 +198,8 @@ class LandCoverModule(L.LightningModule):
         return y * (1.0 - s) + 0.5 * s if s > 0 else y
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # micro-batches of one accumulation window share global_step; their position tells them apart
+        self._micro_batch = batch_idx % max(1, self.cfg.trainer.accumulate)
         torch.manual_seed(self._step_seed())
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:

@@ -634,7 +634,14 @@ def _steps_per_epoch(inner: Any, cfg: TrainConfig, scaling: Any) -> int:
 
     n = len(inner.store.rows(cfg.data.train_split))
     batches = len(
-        StoreBatchSampler(n, scaling.per_device_batch, num_replicas=scaling.world_size, rank=0, shuffle=False)
+        StoreBatchSampler(
+            n,
+            scaling.per_device_batch,
+            num_replicas=scaling.world_size,
+            rank=0,
+            shuffle=False,
+            drop_last=cfg.data.drop_last,
+        )
     )
     return max(1, math.ceil(batches / scaling.accumulate))
 
@@ -790,6 +797,17 @@ def load_module(checkpoint: str | Path) -> LandCoverModule:
         raise RunError(f"checkpoint {path} has no band names in its data contract; refusing to guess the band order")
     config = dict(_meta_get(meta, "config") or {})
     if "transfer" in config:  # written by `landzoo transfer`: its protocol is not a training config
+        task = config.get("task")
+        if task is None:  # written before the task was recorded: derive it from the transfer settings
+            from landzoo.transfer.protocols import get_protocol
+
+            t = config["transfer"]
+            task = get_protocol(t["dataset"], single_label=bool(t.get("single_label"))).task
+        if task != "multilabel":
+            raise RunError(
+                f"checkpoint {path} is a single-label (softmax) model from `landzoo transfer`; test and predict "
+                "evaluate multi-label (sigmoid) models: its test metrics are in the transfer report"
+            )
         config = {}
     model_cfg = dict(config.get("model") or {})
     model_cfg["name"] = _meta_get(meta, "arch") or model_cfg.get("name")

@@ -18,7 +18,8 @@ A fraction ``f`` of ``N`` patches takes the first ``max(1, round(f * N))`` of th
 **Nested** (default): one order per seed, so the 1 % subset is inside the 5 % subset, and so on: a score
 that rises with the fraction then reflects more labels, not a luckier draw. ``nested=False`` draws an
 independent order per (seed, fraction). Seeds give independent orders; the same seed the same subset, on
-any machine (NumPy's PCG64 seeded with ``[seed, fraction]``).
+any machine (NumPy's PCG64 seeded with the seed, a fixed salt and the stream: 0 for nested subsets, one per
+fraction otherwise).
 """
 
 from __future__ import annotations
@@ -146,5 +147,7 @@ def sample_fraction(
     f = check_fraction(fraction)
     mat, _ = _as_matrix(labels)
     size = fraction_size(len(mat), f)
+    if size == len(mat):  # the whole split: nothing to draw (and no greedy balancing over N patches)
+        return np.arange(len(mat))
     stream = 0 if nested else 1 + round(f * 1_000_000)
     return np.sort(fraction_order(mat, seed, stream=stream, stop=size)[:size])

@@ -165,14 +165,35 @@ class TransferConfig:
         if self.val_every is None:
             self.val_every = max(1, int(self.epochs) // 10)
 
-    def run_key(self, source_sha: str) -> dict[str, Any]:
-        """The settings a finished run must share to be reused."""
+    def run_key(self, source_sha: str, *, data: str, bands: Sequence[str], imagenet_sha: str | None) -> dict[str, Any]:
+        """The settings a finished run must share to be reused: these options, the source weights, the target
+        data (the hash of its store index, which holds every record's checksum), the bands actually used and
+        the ImageNet weights (hash)."""
         keys = (
             "dataset", "mode", "bands", "resolution", "single_label", "threshold", "new_band_rule", "epochs",
             "min_steps", "lr", "weight_decay", "batch_size", "augment", "val_every", "stats", "stats_patches",
             "nested", "arch_kwargs",
         )  # fmt: skip
-        return {"source_sha256": source_sha, **{k: getattr(self, k) for k in keys}}
+        return {
+            "run_format": _RUN_FORMAT,
+            "source_sha256": source_sha,
+            "data_sha256": data,
+            "bands_used": list(bands),
+            "imagenet_sha256": imagenet_sha,
+            **{k: getattr(self, k) for k in keys},
+        }
+
+
+#: Bumped when the same options would give different runs (2: one frozen encoder per seed in linear probes).
+_RUN_FORMAT = 2
+
+
+def _file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -391,6 +412,12 @@ class RunSpec:
 
     def torch_seed(self) -> int:
         digest = hashlib.sha256(f"{self.init}|{self.fraction!r}|{self.seed}".encode()).digest()
+        return int.from_bytes(digest[:4], "little")
+
+    def encoder_seed(self) -> int:
+        """Seed of the frozen encoder of a linear probe: one per (init, seed), shared by every fraction, so the
+        cached features of a seed are those of the model each fraction's head is evaluated with."""
+        digest = hashlib.sha256(f"{self.init}|encoder|{self.seed}".encode()).digest()
         return int.from_bytes(digest[:4], "little")
 
 
@@ -766,7 +793,12 @@ def run_transfer(cfg: TransferConfig, *, progress: bool = True) -> dict[str, Any
     params_total = cost.count_parameters(probe_model)
     macs = _safe_macs(probe_model, example)
     env = cost.environment_info(device)
-    key = cfg.run_key(source.sha256)
+    key = cfg.run_key(
+        source.sha256,
+        data=_file_sha256(Path(store_path) / "index.parquet"),
+        bands=bands,
+        imagenet_sha=_file_sha256(cfg.imagenet_weights) if cfg.imagenet_weights else None,
+    )
 
     train_all = target.splits["train"]
     train_labels = target.labels[train_all]
@@ -793,7 +825,8 @@ def run_transfer(cfg: TransferConfig, *, progress: bool = True) -> dict[str, Any
                 bar.update(_epochs_for(len(train_pos), cfg))
                 continue
             bar.set_description(f"{spec.init} f={spec.fraction:g} seed={spec.seed}")
-            model = _build(source, cfg, bands, proto, spec.torch_seed(), target, stats).to(device)
+            build_seed = spec.encoder_seed() if cfg.mode == "linear" else spec.torch_seed()
+            model = _build(source, cfg, bands, proto, build_seed, target, stats).to(device)
             init_info = _initialise(model.cpu(), spec.init, source, imagenet, cfg, bands, proto, example)
             model.to(device)
             rep = init_info.pop("_report", None)
@@ -869,6 +902,7 @@ def run_transfer(cfg: TransferConfig, *, progress: bool = True) -> dict[str, Any
                     arch=source.arch,
                     arch_kwargs={**source.arch_kwargs, **cfg.arch_kwargs},
                     config={
+                        "task": proto.task,
                         "transfer": _jsonable(asdict(cfg)),
                         "run": asdict(spec),
                         "resolution": resolution.describe(),
