@@ -77,6 +77,15 @@ def tf_bicubic_matrix(in_size: int, out_size: int, *, device: torch.device | str
     return torch.from_numpy(_tf_bicubic_matrix_np(int(in_size), int(out_size))).to(device)
 
 
+@functools.lru_cache(maxsize=64)
+def _device_matrix(in_size: int, out_size: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """:func:`tf_bicubic_matrix` kept on the device: copying it from host memory every batch would make each
+    training step wait for the GPU (a blocking host-to-device copy). Made outside inference mode, so a matrix
+    first built during an evaluation can still be used where autograd records."""
+    with torch.inference_mode(False):
+        return tf_bicubic_matrix(in_size, out_size, device=device).to(dtype)
+
+
 def resample(x: Tensor, size: int, mode: str = "bicubic") -> Tensor:
     """Resample a ``[B, C, H, W]`` float batch to ``size x size`` (no-op when it already is)."""
     if mode not in RESAMPLE_MODES:
@@ -84,8 +93,8 @@ def resample(x: Tensor, size: int, mode: str = "bicubic") -> Tensor:
     if x.shape[-2:] == (size, size):
         return x
     if mode == "bicubic":
-        h = tf_bicubic_matrix(x.shape[-2], size, device=x.device).to(x.dtype)
-        w = h if x.shape[-1] == x.shape[-2] else tf_bicubic_matrix(x.shape[-1], size, device=x.device).to(x.dtype)
+        h = _device_matrix(x.shape[-2], size, x.device, x.dtype)
+        w = h if x.shape[-1] == x.shape[-2] else _device_matrix(x.shape[-1], size, x.device, x.dtype)
         return torch.matmul(torch.matmul(h, x), w.transpose(0, 1))
     if mode == "torch-bicubic":
         return F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False)

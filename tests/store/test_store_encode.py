@@ -93,6 +93,12 @@ def test_existing_folder_with_other_plan_or_foreign_content_is_refused(tmp_path:
     other = make_reader(tmp_path / "raw", n=12, bands="rgb")
     with pytest.raises(StoreError, match=r"other input or options.*bands"):
         encode_reader(other, tmp_path / "store", shard_records=4, progress=False)
+    # reader options change labels without changing ids (e.g. a label threshold): a resume must match them too
+    opts = tmp_path / "opts"
+    encode_reader(reader, opts, shard_records=4, progress=False, reader_options={"threshold": 0.1})
+    with pytest.raises(StoreError, match=r"other input or options.*reader_options"):
+        encode_reader(reader, opts, shard_records=4, progress=False, reader_options={"threshold": 0.9})
+    assert encode_reader(reader, opts, shard_records=4, progress=False, reader_options={"threshold": 0.1}).encoded == 0
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")

@@ -271,6 +271,38 @@ def test_index_disagreeing_with_marker_is_reported(encoded, tmp_path: Path) -> N
     assert [d["id"] for d in res.damaged] == [data["records"][0]["id"]]
 
 
+def _rewrite_index(store: Path, column: str, row: int, value: object) -> str:
+    """Change one cell of index.parquet; returns the patch id of that row."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(store / "index.parquet")
+    values = table.column(column).to_pylist()
+    values[row] = value
+    table = table.set_column(
+        table.schema.get_field_index(column), column, pa.array(values, table.schema.field(column).type)
+    )
+    pq.write_table(table, store / "index.parquet")
+    return str(table.column("id")[row])
+
+
+def test_damaged_label_in_the_index_is_reported_by_verify(encoded, tmp_path: Path) -> None:
+    store = _copy_store(encoded[0], tmp_path / "store")
+    import pyarrow.parquet as pq
+
+    label = pq.read_table(store / "index.parquet").column("label")[5].as_py()
+    victim = _rewrite_index(store, "label", 5, [1 - v for v in label])  # pixels and checksums untouched
+    res = verify_store(store, progress=False)
+    assert [d["id"] for d in res.damaged] == [victim] and "label" in res.damaged[0]["reason"]
+
+
+def test_offset_outside_its_shard_is_refused_on_open(encoded, tmp_path: Path) -> None:
+    store = _copy_store(encoded[0], tmp_path / "store")
+    victim = _rewrite_index(store, "offset", 3, 99_999)
+    with pytest.raises(StoreError, match=rf"patch {victim} has offset 99999 outside shard"):
+        StoreDataset(store)
+
+
 # --------------------------------------------------------------------------------------------------
 # memory: flat across epochs, mapped pages released
 # --------------------------------------------------------------------------------------------------

@@ -167,3 +167,18 @@ def test_random_dihedral_module_only_in_training() -> None:
     assert torch.equal(m(x), x)
     m.train()
     assert not torch.equal(m(x), x)
+
+
+def test_resampling_matrix_is_cached_per_device_and_usable_after_inference_mode() -> None:
+    """The matrix is built once per (sizes, device, dtype); one first built under inference mode still works
+    where autograd records (inference tensors could not be saved for backward)."""
+    from landzoo.transforms import _device_matrix
+
+    _device_matrix.cache_clear()
+    with torch.inference_mode():
+        resample(torch.rand(1, 2, 60, 60), 120)
+    x = torch.rand(1, 2, 60, 60, requires_grad=True)
+    resample(x, 120).square().sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    info = _device_matrix.cache_info()
+    assert info.misses == 1 and info.hits == 1  # square input: one matrix serves both axes; built once

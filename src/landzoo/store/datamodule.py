@@ -97,6 +97,11 @@ class StoreDataModule(L.LightningDataModule):
             )
         return self.datasets[role]
 
+    def teardown(self, stage: str | None = None) -> None:
+        """Stop copy threads and drop memory maps after each stage (they reopen lazily if used again)."""
+        for ds in self.datasets.values():
+            ds.close()
+
     def setup(self, stage: str | None = None) -> None:
         roles = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
         for role in roles.get(stage or "", ("train", "val", "test")):

@@ -216,9 +216,17 @@ def _probe(reader: Reader, order: Sequence[int], skip_bad: bool) -> dict[str, Gr
 
 
 def _plan(
-    reader: Reader, specs: dict[str, GroupSpec], order: list[int], shard_records: int
+    reader: Reader,
+    specs: dict[str, GroupSpec],
+    order: list[int],
+    shard_records: int,
+    reader_options: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], list[tuple[str, list[int]]]]:
-    """The plan document and, per shard, the reader indices it holds (row order)."""
+    """The plan document and, per shard, the reader indices it holds (row order).
+
+    Besides the patch ids it records the source folder and the reader options: options such as a label
+    threshold change labels but not ids, and a resume must never mix shards encoded under two of them.
+    """
     shards: list[tuple[str, str | None, list[int]]] = []
     for split in SPLIT_ORDER:
         members = [i for i in order if reader.records[i].split == split]
@@ -239,6 +247,8 @@ def _plan(
         "checksum": "crc32",
         "patches": len(order),
         "patch_ids_sha256": sha256_hex(ids.encode()),
+        "source": str(Path(reader.root).resolve()),
+        "reader_options": {k: reader_options[k] for k in sorted(reader_options or {})},
         "shards": [{"name": n, "split": s, "capacity": len(m)} for n, s, m in shards],
     }
     return plan, [(n, m) for n, _, m in shards]
@@ -476,7 +486,11 @@ def encode(
     reader = open_dataset(
         dataset, src, bands=bands, classes=classes, on_bad="skip" if skip_bad else "raise", **(reader_kwargs or {})
     )
-    return encode_reader(reader, out, skip_bad=skip_bad, **kwargs)
+    options = {
+        k: v if isinstance(v, bool | int | float | str) or v is None else str(v)
+        for k, v in (reader_kwargs or {}).items()
+    }
+    return encode_reader(reader, out, skip_bad=skip_bad, reader_options=options, **kwargs)
 
 
 def encode_reader(
@@ -488,8 +502,11 @@ def encode_reader(
     shard_records: int | None = None,
     shard_mb: float = 1024,
     progress: bool = True,
+    reader_options: dict[str, Any] | None = None,
 ) -> EncodeResult:
     """Encode every patch of an open reader into the store folder ``out`` (resuming if it was started).
+
+    ``reader_options``: the options the reader was opened with (recorded in the plan; a resume must match).
 
     ``shard_records`` patches per shard (default: as many as fit in ``shard_mb`` MiB). ``workers`` processes
     read and write in parallel (``<= 1``: in this process). Without ``skip_bad`` the first bad patch stops
@@ -518,7 +535,7 @@ def encode_reader(
         shard_records = max(1, int(shard_mb * 2**20) // record_bytes)
     if shard_records < 1:
         raise StoreError(f"shard_records must be >= 1, not {shard_records}")
-    plan, shard_members = _plan(reader, specs, order, shard_records)
+    plan, shard_members = _plan(reader, specs, order, shard_records, reader_options)
     plan_hash = sha256_hex(canonical_json(plan))
     _prepare_folder(out, plan)
     with _exclusive(out):

@@ -101,8 +101,22 @@ class Store:
             raise StoreError(f"{path} refers to shard(s) {', '.join(unknown)} that the manifest does not list")
         self.shard_of: np.ndarray = np.fromiter((pos[s] for s in shard_col), dtype=np.int64, count=n)
         self.offset: np.ndarray = table.column("offset").to_numpy().astype(np.int64)
+        # an offset outside its shard would be clipped by the gather into another patch's pixels: refuse it here
+        capacity = np.array([int(s["capacity"]) for s in self.shards], dtype=np.int64)
+        bad = np.flatnonzero((self.offset < 0) | (self.offset >= capacity[self.shard_of])) if n else []
+        if len(bad):
+            k = int(bad[0])
+            raise StoreError(
+                f"{path}: patch {self.ids[k]} has offset {self.offset[k]} outside shard {shard_col[k]} "
+                f"(capacity {capacity[self.shard_of[k]]}); {len(bad)} row(s) so damaged: re-encode the store"
+            )
         self.checksum: np.ndarray = table.column("checksum").to_numpy().astype(np.uint32)
         label = table.column("label").combine_chunks()
+        if n and len(label.values) != n * len(self.classes):
+            raise StoreError(
+                f"{path}: the label column holds {len(label.values) / n:g} values per patch, the manifest names "
+                f"{len(self.classes)} classes: the index does not belong to this store"
+            )
         self.labels: np.ndarray = label.values.to_numpy(zero_copy_only=False).reshape(n, len(self.classes))
 
     def __len__(self) -> int:
@@ -280,6 +294,24 @@ class StoreDataset(Dataset):
         if mm is None:
             mm = self._maps[key] = self.store.open_shard(shard, group, patch_id)
         return mm
+
+    def close(self) -> None:
+        """Stop the copy threads and drop the memory maps now (instead of at garbage collection)."""
+        if self._pool is not None and os.getpid() == self._pid:
+            self._pool.shutdown(wait=True)
+        self._pool = None
+        self._maps.clear()
+
+    def __enter__(self) -> StoreDataset:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        pool = getattr(self, "_pool", None)
+        if pool is not None and os.getpid() == getattr(self, "_pid", None):
+            pool.shutdown(wait=False)
 
     def release(self) -> None:
         """Drop the pages this process has mapped (they stay in the page cache): keeps RSS flat."""

@@ -125,7 +125,11 @@ def _check_index(store: Store, result: VerifyResult) -> None:
 
 
 def _check_marker(store: Store, k: int, rows: np.ndarray, result: VerifyResult) -> None:
-    """The shard's completion marker must exist and agree with the index (ids, offsets, checksums)."""
+    """The shard's completion marker must exist and agree with the index (ids, offsets, checksums, labels).
+
+    Record checksums cover the pixels only; the labels are checked against the marker's copy, written with
+    the shard, so a damaged label in the index is found too.
+    """
     name = store.shard_names[k]
     try:
         marker = read_json(marker_path(store.path, name))
@@ -137,5 +141,7 @@ def _check_marker(store: Store, k: int, rows: np.ndarray, result: VerifyResult) 
         rec = by_id.get(str(store.ids[r]))
         if rec is None or rec["row"] != int(store.offset[r]) or rec["checksum"] != int(store.checksum[r]):
             result.damaged.append(_damage(store, r, f"index entry disagrees with shard {name}'s completion marker"))
+        elif "label" in rec and rec["label"] != "".join("1" if v else "0" for v in store.labels[r].tolist()):
+            result.damaged.append(_damage(store, r, f"label in the index differs from shard {name}'s marker"))
     if len(by_id) != len(rows):
         result.problems.append(f"shard {name}: marker lists {len(by_id)} patches, the index {len(rows)}")
