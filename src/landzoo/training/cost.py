@@ -99,11 +99,16 @@ def _all_reduce(value: float, trainer: L.Trainer | None, op: str) -> float:
 
 
 class CostCallback(L.Callback):
-    """Times training epochs without their validation passes and counts trained images, over all ranks."""
+    """Times training epochs without their validation passes and counts trained images, over all ranks.
+
+    Images join the total when their epoch's time does: an epoch interrupted and resumed counts the images
+    and the time after the restart only, so the rate stays right (the part before the kill is not counted).
+    """
 
     def __init__(self) -> None:
         self.epoch_times: list[float] = []
         self.train_images = 0
+        self._epoch_images = 0
         self._epoch_start: float | None = None
         self._val_time = 0.0
         self._val_start: float | None = None
@@ -123,11 +128,12 @@ class CostCallback(L.Callback):
         sync(pl_module.device)
         self._epoch_start = time.perf_counter()
         self._val_time = 0.0
+        self._epoch_images = 0
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        self.train_images += int(batch["label"].shape[0])
+        self._epoch_images += int(batch["label"].shape[0])
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or self._epoch_start is None:
@@ -147,6 +153,8 @@ class CostCallback(L.Callback):
         sync(pl_module.device)
         elapsed = time.perf_counter() - self._epoch_start - self._val_time
         self.epoch_times.append(_all_reduce(elapsed, trainer, "max"))
+        self.train_images += self._epoch_images
+        self._epoch_images = 0
         self._epoch_start = None
         self.peak_mem = peak_memory(pl_module.device)
 

@@ -578,14 +578,16 @@ def fit(
 
     train_cost = cost_cb.summary(trainer)
     best_path = best_cb.best_model_path or None
+    val_sel = dict(module.val_results)
     if best_path:
         state = torch.load(best_path, map_location="cpu", weights_only=False)
         module.load_state_dict(state["state_dict"])
+        val_sel = _best_val(state)
+        del state
     trainer.test(module, datamodule=data, verbose=False)
     test_out = dict(module.test_results)
     e2e = test_timer.summary(trainer)
     model_only = _model_only_rate(trainer, module, data, cfg)
-    val_sel = _best_val_from_checkpoint(best_path) if best_path else dict(module.val_results)
     result: dict[str, Any] = {
         "model": cfg.run_name,
         "arch": cfg.model.name,
@@ -654,9 +656,8 @@ def _json_default(o: Any) -> Any:
     return str(o)
 
 
-def _best_val_from_checkpoint(path: str) -> dict[str, Any]:
-    """Validation metrics of the selected epoch (stored by the module in the checkpoint) and its 1-based epoch."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
+def _best_val(state: dict[str, Any]) -> dict[str, Any]:
+    """Validation metrics of the selected epoch (stored by the module in its checkpoint) and its 1-based epoch."""
     return {**{k: float(v) for k, v in state.get("landzoo_val", {}).items()}, "epoch": int(state.get("epoch", -1)) + 1}
 
 
@@ -879,8 +880,8 @@ def check_contract_against_store(contract_: dict[str, Any], store: Path) -> None
             f"vs store bands {','.join(st.bands)}"
         )
     dc = ckpt.DataContract.from_dict(contract_, source=f"checkpoint for store {store}")
-    try:
-        dc.check_compatible(tuple(contract_["bands"]), st.classes)
+    try:  # the bands are read from the store by name in the checkpoint's order (checked above): classes remain
+        dc.check_compatible(dc.bands, st.classes)
     except LandzooError as err:
         raise RunError(f"store {store} does not match the checkpoint: {err}") from None
 
