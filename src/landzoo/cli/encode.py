@@ -19,7 +19,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "group, sharded, with a parquet index and a manifest carrying the data contract. Interrupted (even by "
         "kill -9)? Run the same command again: it finishes what is missing and gives the same store.",
     )
-    p.add_argument("src", type=Path, metavar="SRC", help="raw dataset folder")
+    p.add_argument(
+        "src",
+        type=Path,
+        metavar="SRC",
+        help="raw dataset folder, or the downloaded archive (.tar, .tar.gz, .tgz, .zip): unpacked first",
+    )
     p.add_argument("--dataset", required=True, choices=sorted(READERS), help="dataset layout of SRC")
     p.add_argument("--out", required=True, type=Path, metavar="STORE", help="store folder to create (or resume)")
     p.add_argument("--bands", default=None, help="band selection: a name (s2_10m_20m, s2_all, ...) or B02,B03,...")
@@ -34,17 +39,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--shard-mb", type=float, default=1024, help="target shard size in MiB (default: 1024)")
     p.add_argument("--shard-records", type=int, default=None, help="patches per shard (overrides --shard-mb)")
+    p.add_argument(
+        "--unpack-dir",
+        type=Path,
+        default=None,
+        help="where an archive SRC is unpacked (default: STORE.unpacked beside the store; deleted after success)",
+    )
+    p.add_argument("--keep-unpacked", action="store_true", help="keep the unpacked archive after encoding")
     add_reader_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import shutil
+
+    from landzoo.store.archive import dataset_root, is_archive, unpack_archive
     from landzoo.store.encode import encode
 
+    src, unpacked = args.src, None
+    if is_archive(src):
+        unpacked = args.unpack_dir or args.out.with_name(args.out.name + ".unpacked")
+        src = dataset_root(unpack_archive(args.src, unpacked, progress=not args.quiet))
     res = encode(
         args.dataset,
-        args.src,
+        src,
         args.out,
         bands=args.bands,
         classes=args.classes,
@@ -62,4 +81,6 @@ def run(args: argparse.Namespace) -> int:
     )
     if res.skipped:
         print(f"skipped {res.skipped} bad patch(es): see {res.store / 'report.json'}")
+    if unpacked is not None and not args.keep_unpacked:
+        shutil.rmtree(unpacked)  # scratch: the store now holds everything that was read
     return 0
