@@ -133,7 +133,7 @@ def run_search(args: argparse.Namespace) -> int:
 
     from landzoo import scaling
     from landzoo.training.benchmark import finished_run
-    from landzoo.training.config import load_config, parse_overrides
+    from landzoo.training.config import deep_merge, load_config, parse_overrides
     from landzoo.training.run import check_store, fit
 
     store = check_store(args.data)
@@ -161,23 +161,23 @@ def run_search(args: argparse.Namespace) -> int:
     def train(row: dict[str, Any]) -> float:
         name = run_name(row)
         c = scaling.Coefficients(row["alpha"], row["beta"], row["gamma"], row["phi"])
-        over = {
-            **base,
-            "name": name,
-            "out": str(runs),
-            "model": {
-                **base.get("model", {}),
-                "name": f"{args.family}_b0",
-                "kwargs": {
-                    **base.get("model", {}).get("kwargs", {}),
-                    "depth_multiplier": c.depth,
-                    "width_multiplier": c.width,
-                    "resolution_multiplier": c.resolution,
+        over = deep_merge(
+            base,
+            {
+                "name": name,
+                "out": str(runs),
+                "model": {
+                    "name": f"{args.family}_b0",
+                    "kwargs": {
+                        "depth_multiplier": c.depth,
+                        "width_multiplier": c.width,
+                        "resolution_multiplier": c.resolution,
+                    },
                 },
+                "data": {"store": str(store)},
+                "trainer": {"epochs": args.epochs},
             },
-            "data": {**base.get("data", {}), "store": str(store)},
-            "trainer": {**base.get("trainer", {}), "epochs": args.epochs},
-        }
+        )
         cfg = load_config(args.config, over)
         # trained by an earlier call with exactly these settings: reuse it
         result = finished_run(cfg) or fit(cfg, overwrite=True, progress=not args.no_progress, label=name)

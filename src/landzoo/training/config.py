@@ -350,11 +350,12 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """``update`` over ``base``, nested dicts merged key by key (the config layers' rule)."""
     out = dict(base)
     for k, v in update.items():
         if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _deep_merge(out[k], v)
+            out[k] = deep_merge(out[k], v)
         else:
             out[k] = v
     return out
@@ -411,7 +412,7 @@ def load_config(
     protocol = over.get("protocol", file_data.get("protocol", TrainConfig.protocol))
     if not isinstance(protocol, str):
         raise ConfigError(f"protocol must be a string, got {protocol!r}")
-    merged = _deep_merge(_deep_merge(protocol_defaults(protocol), file_data), over)
+    merged = deep_merge(deep_merge(protocol_defaults(protocol), file_data), over)
     source = str(path) if path is not None else "config"
     if over:
         source += " + overrides"
