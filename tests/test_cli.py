@@ -83,3 +83,52 @@ def test_inspect_missing_folder_is_one_line_error(tmp_path: Path, capsys: pytest
     assert main(["inspect", "--dataset", "bigearthnet-v2", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err
     assert "nope" in err and len(err.strip().splitlines()) == 1
+
+
+def test_inspect_limit_still_reports_bad_folders(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A foreign folder is found while listing, never read: ``--limit`` must not hide it (exit 1, not 0)."""
+    root = tmp_path / "BigEarthNet-v1.0"
+    shutil.copytree(shared_fixture("bigearthnet_common", "BigEarthNet-S2-Example"), root)
+    (root / "notes").mkdir()
+    assert main(["inspect", "--dataset", "bigearthnet-v1", str(root), "--limit", "1", "--json"]) == 1
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["patches"] == 1 and [b["id"] for b in summary["bad_patches"]] == ["notes"]
+
+
+def test_inspect_prints_patches_in_no_split(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "BigEarthNet-v1.0"
+    shutil.copytree(shared_fixture("bigearthnet_common", "BigEarthNet-S2-Example"), root)
+    (tmp_path / "splits").mkdir()  # a split list beside the patch folder naming one of the five patches
+    (tmp_path / "splits" / "train.csv").write_text("S2A_MSIL2A_20170613T101031_87_48\n")
+    assert main(["inspect", "--dataset", "bigearthnet-v1", str(root), "--bands", "rgb"]) == 0
+    out = capsys.readouterr().out
+    assert "in no split (on disk, named by no split list): 4" in out
+
+
+def test_generate_offers_exactly_the_synthetic_datasets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One list of dataset names: a dataset added to landzoo.synthetic.DATASETS is offered by the CLI."""
+    from landzoo.synthetic import DATASETS
+
+    monkeypatch.setitem(DATASETS, "zz-test", "landzoo.synthetic.eurosat")
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    dataset = next(a for a in sub.choices["generate"]._actions if a.dest == "dataset")
+    assert list(dataset.choices) == sorted(DATASETS)
+
+
+def test_hardware_reports_name_the_cpu_the_same_way(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The I/O benchmark, the model benchmark and the run cost records share one CPU-name helper."""
+    from landzoo import hardware
+    from landzoo.models.bench import hardware_string as model_hardware
+    from landzoo.store.bench import hardware as io_hardware
+    from landzoo.training.cost import hardware_string as run_hardware
+
+    fake = tmp_path / "cpuinfo"
+    fake.write_text("processor\t: 0\nvendor_id\t: Test\nmodel name\t: Test CPU 9000 @ 1.00GHz\n")
+    monkeypatch.setattr(hardware, "CPUINFO", fake)
+    assert hardware.cpu_name() == "Test CPU 9000 @ 1.00GHz"
+    assert io_hardware().startswith("Test CPU 9000 @ 1.00GHz, ")
+    assert model_hardware("cpu")["cpu"] == "Test CPU 9000 @ 1.00GHz"
+    assert run_hardware("cpu").startswith("CPU: Test CPU 9000 @ 1.00GHz (")
+    fake.write_text("processor\t: 0\n")  # e.g. ARM: no model name
+    monkeypatch.setattr(hardware.platform, "processor", lambda: "")
+    assert hardware.cpu_name() == hardware.platform.machine()

@@ -164,6 +164,21 @@ def test_parent_root_and_in_folder_splits_crlf(tmp_path: Path) -> None:
     assert reader[0]["image"]["10m"].shape == (3, 120, 120)
 
 
+def test_patches_in_no_split_list_are_recorded(tmp_path: Path) -> None:
+    names = _copy_patches(
+        shared_fixture(*EXAMPLE),
+        tmp_path / "BigEarthNet-v1.0",
+        ["S2A_MSIL2A_20170613T101031_87_48", "S2A_MSIL2A_20170617T113321_4_55"],
+    )
+    (tmp_path / "splits").mkdir()
+    (tmp_path / "splits" / "train.csv").write_text(f"{names[0]}\n")
+    reader = BigEarthNetV1(tmp_path, bands="rgb")
+    assert {r.id: r.split for r in reader.records} == {names[0]: "train", names[1]: None}
+    assert reader.unlisted == [names[1]]
+    # The official lists name every (not snowy or cloudy) example patch.
+    assert BigEarthNetV1(shared_fixture(*EXAMPLE), bands="rgb").unlisted == []
+
+
 def test_torchgeo_two_column_lf_splits_and_2x2_bands_raise() -> None:
     root = shared_fixture("torchgeo", "bigearthnet", "v1")
     files = {s: root / f"bigearthnet-{s}.csv" for s in ("train", "val", "test")}

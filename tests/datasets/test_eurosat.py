@@ -108,6 +108,8 @@ def test_split_lists_with_jpg_names_and_crlf(tmp_path: Path) -> None:
         "Forest_2": "test",
         "River_7": None,  # on disk, in no list
     }
+    assert r.unlisted == ["River_7"]
+    assert EuroSAT(root, split_files={}).unlisted == []  # no lists: split None for all is the plan, not news
     assert EuroSAT(root, splits=["val", "test"]).ids() == ["AnnualCrop_2", "Forest_2"]
     assert r[r.ids().index("River_7")]["labels"] == ["River"]
 

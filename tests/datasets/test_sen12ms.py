@@ -17,6 +17,7 @@ from _fixtures import shared_fixture
 from landzoo import contract
 from landzoo.datasets import DatasetError, PatchError, open_dataset
 from landzoo.datasets.sen12ms import SEN12MS, read_holdout_scenes, read_split_list
+from landzoo.datasets.summary import format_summary, summarise
 
 SEASONS = ("ROIs1158_spring", "ROIs1868_summer", "ROIs1970_fall", "ROIs2017_winter")
 PX = 64  # torchgeo's synthetic patches
@@ -97,7 +98,10 @@ def test_official_list_over_absent_data_reports_or_raises(tmp_path: Path) -> Non
     assert labels == {}
     kw = {"test_list": splits / "test_list.txt", "labels_path": tmp_path / "labels.pkl"}
     r = SEN12MS(tmp_path, missing="report", **kw)
-    assert len(r) == 0 and len(r.missing_from_disk) == 18_106 and r.bad == []
+    assert len(r) == 0 and r.missing_from_disk == {"test": 18_106} and r.bad == []
+    summary = summarise(r, progress=False)
+    assert summary["missing_from_disk"] == {"test": 18_106} and summary["patches"] == 0
+    assert "listed but absent on disk: test 18,106" in format_summary(summary)
 
     def order(name: str) -> tuple[int, int, int]:
         roi, season, _, scene, patch = name.removesuffix(".tif").split("_")
@@ -108,7 +112,7 @@ def test_official_list_over_absent_data_reports_or_raises(tmp_path: Path) -> Non
         SEN12MS(tmp_path, **kw)
     assert info.value.patch_id == first.removesuffix(".tif")  # records are in season/scene/patch order
     skip = SEN12MS(tmp_path, on_bad="skip", **kw)
-    assert len(skip.bad) == 18_106 and skip.missing_from_disk == []
+    assert len(skip.bad) == 18_106 and skip.missing_from_disk == {}
 
 
 # ---- torchgeo's synthetic patches ------------------------------------------------------------------

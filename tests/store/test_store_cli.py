@@ -185,3 +185,18 @@ def test_other_datasets_round_trip(tmp_path: Path, dataset: str, options: dict, 
             assert got.dtype == arr.dtype
             np.testing.assert_array_equal(got, arr)
     assert verify_store(tmp_path / "store", progress=False).ok
+
+
+def test_encode_refuses_reference_maps(tmp_path: Path, capsys) -> None:
+    """The store keeps image, labels and meta only: ``-o reference_map=true`` is refused, not dropped silently."""
+    from landzoo.synthetic import generate
+
+    root = generate("bigearthnet-v2", tmp_path / "raw", patches=8, seed=2, workers=1, progress=False)
+    assert (root / "Reference_Maps").is_dir()  # the reader could read them: only encode cannot keep them
+    store = tmp_path / "store"
+    args = ["encode", "--dataset", "bigearthnet-v2", str(root), "--out", str(store), "--quiet"]
+    assert main([*args, "-o", "reference_map=true"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "encode does not store reference maps" in err
+    assert not store.exists()
+    assert main([*args, "-o", "reference_map=false"]) == 0

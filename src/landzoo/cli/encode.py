@@ -54,9 +54,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import shutil
 
+    from landzoo.datasets import DatasetError
     from landzoo.store.archive import dataset_root, is_archive, unpack_archive
     from landzoo.store.encode import encode
 
+    reader_kwargs = parse_options(args.option)
+    if reader_kwargs.get("reference_map"):
+        # The reader would read and check every reference map, and the store would silently drop them.
+        raise DatasetError(
+            "encode does not store reference maps; leave out -o reference_map=true "
+            "(`landzoo inspect -o reference_map=true` checks them)"
+        )
     src, unpacked = args.src, None
     if is_archive(src):
         unpacked = args.unpack_dir or args.out.with_name(args.out.name + ".unpacked")
@@ -67,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         args.out,
         bands=args.bands,
         classes=args.classes,
-        reader_kwargs=parse_options(args.option),
+        reader_kwargs=reader_kwargs,
         workers=args.workers,
         skip_bad=args.skip_bad,
         shard_records=args.shard_records,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-DATASET_NAMES = ("bigearthnet-v1", "bigearthnet-v2", "sen12ms", "eurosat")
+from landzoo.synthetic import DATASETS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--seed and --patches give byte-identical files whatever --workers. Prints the folder to open with "
         "the dataset's reader.",
     )
-    p.add_argument("dataset", choices=DATASET_NAMES, help="which dataset format to write")
+    p.add_argument("dataset", choices=sorted(DATASETS), help="which dataset format to write")
     p.add_argument(
         "--out", required=True, metavar="DIR", help="output folder (created; must be empty unless --overwrite)"
     )

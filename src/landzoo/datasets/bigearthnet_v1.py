@@ -191,7 +191,8 @@ class BigEarthNetV1(Reader):
     ``BigEarthNet-S1-v1.0`` folder beside the S2 patch folder is used if there is one.
     Attributes set while indexing: ``split_source`` (which lists gave the splits), ``missing_from_disk``
     (official lists only: listed patches absent here, per split), ``excluded`` (snow/cloud patches left
-    out when ``drop_snow_cloud``), ``patches_dir`` and ``s1_dir``.
+    out when ``drop_snow_cloud``), ``unlisted`` (ids of the indexed patches that no split list names: they
+    get split None), ``patches_dir`` and ``s1_dir``.
     """
 
     name = "bigearthnet-v1"
@@ -222,6 +223,7 @@ class BigEarthNetV1(Reader):
         self.split_source = ""
         self.missing_from_disk: dict[str, int] = {}
         self.excluded: dict[str, int] = {}
+        self.unlisted: list[str] = []
         self.s1_dir: Path | None = None
         self._names: dict[str, tuple[str, str, str]] | None = None
         self._s1_by_json: dict[str, str] | None = None
@@ -245,6 +247,8 @@ class BigEarthNetV1(Reader):
             if name in pair_of:
                 meta["s1_name"] = pair_of[name]
             records.append(PatchRecord(name, split_of.get(name), self._location(name), meta))
+        # Every split source is a list, so a patch in none of them is worth counting, not silently split None.
+        self.unlisted = [r.id for r in records if r.split is None]
         return records
 
     def _location(self, name: str) -> str:
@@ -439,7 +443,6 @@ class BigEarthNetV1(Reader):
             raise PatchError(record.id, folder, f"paired S1 patch folder {s1_name} is missing")
         path = folder / f"{s1_name}_labels_metadata.json"
         data = _read_json(path, record.id)
-        # S1 v1.0 JSONs spell the lower-right y 'lly' (a typo); accept either spelling.
         _check_keys(data, _S1_JSON_KEYS, path, record.id)
         if data["corresponding_s2_patch"] != record.id:
             raise PatchError(

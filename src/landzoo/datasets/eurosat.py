@@ -96,6 +96,8 @@ class EuroSAT(Reader):
       in ``root`` are used when present. ``{}`` turns split lists off. A patch in two lists is an error.
     * ``geo``: add the file's CRS and affine transform to ``meta`` (opens each file a second time).
     * ``patch_px``: the patch side (64).
+
+    With split lists, patches on disk that no list names get split None and are listed in ``reader.unlisted``.
     """
 
     name: ClassVar[str] = "eurosat"
@@ -125,6 +127,7 @@ class EuroSAT(Reader):
         self.patch_px = int(patch_px)
         self.image_root: Path | None = None
         self.split_files: dict[str, Path] = {}
+        self.unlisted: list[str] = []
         super().__init__(root, bands=bands, classes=classes, splits=splits, on_bad=on_bad)
 
     # ---- index ------------------------------------------------------------------------------------
@@ -205,6 +208,7 @@ class EuroSAT(Reader):
         for pid in sorted(on_disk, key=key):
             cls = on_disk[pid].split("/")[-2]
             records.append(PatchRecord(pid, split_of.get(pid), on_disk[pid], {"class": cls}))
+        self.unlisted = [r.id for r in records if r.split is None] if self.split_files else []
         return records
 
     # ---- read -------------------------------------------------------------------------------------

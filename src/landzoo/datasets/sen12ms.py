@@ -172,7 +172,8 @@ class SEN12MS(Reader):
     * ``val_scenes``: a count, a fraction of the train scenes, or explicit scene names, moved whole from
       train to val (seeded by ``seed``, 2071 as in the official code); the choice is in ``reader.val_scene_ids``.
     * ``missing``: a listed patch absent on disk is a :class:`PatchError` (``"error"``) or only counted in
-      ``reader.missing_from_disk`` (``"report"``, e.g. when only some seasons were downloaded).
+      ``reader.missing_from_disk`` (``"report"``, e.g. when only some seasons were downloaded), per split as
+      in the BigEarthNet readers.
     * ``patch_px``: the patch side (256; torchgeo's synthetic fixtures are 64).
     """
 
@@ -224,7 +225,7 @@ class SEN12MS(Reader):
         self.labels_path: Path | None = None
         self.split_lists: dict[str, Path] = {}
         self.val_scene_ids: tuple[str, ...] = ()
-        self.missing_from_disk: list[str] = []
+        self.missing_from_disk: dict[str, int] = {}
         self.unlisted: list[str] = []
         self._labels: Mapping[str, Any] = {}
         super().__init__(root, bands=bands, classes=classes, splits=splits, on_bad=on_bad)
@@ -382,7 +383,7 @@ class SEN12MS(Reader):
                 if pid not in on_disk:
                     err = PatchError(pid, self.root / location, f"listed in the {split} split but absent on disk")
                     if self.missing == "report":
-                        self.missing_from_disk.append(pid)
+                        self.missing_from_disk[split] = self.missing_from_disk.get(split, 0) + 1
                     else:
                         self._bad(err)
                     continue

@@ -15,19 +15,30 @@ def summarise(reader: Reader, *, progress: bool = True, limit: int | None = None
 
     Reading the pixels is the point: it is what finds truncated or wrong-sized files. In skip mode the
     bad patches are listed with their reasons; in raise mode the first one stops the summary.
+
+    The bad patches found while the reader listed the folder (bad names, listed patches absent on disk) are
+    always reported: they are never in the index, so ``limit`` cannot leave them out.
     """
+    indexed = {r.id for r in reader.records}
     if limit is not None:
         reader.records = reader.records[:limit]
+    outside = indexed - {r.id for r in reader.records}
     per_split: Counter[str] = Counter()
     label_counts = {"all": np.zeros(len(reader.classes), dtype=np.int64)}
-    n_bad_before = len(reader.bad)
+    earlier = list(reader.bad)
     for sample in reader.iter_samples(progress=progress):
         split = sample["meta"].get("split") or "none"
         per_split[split] += 1
         label_counts.setdefault(split, np.zeros(len(reader.classes), dtype=np.int64))
         label_counts[split] += sample["label"]
         label_counts["all"] += sample["label"]
-    bad = reader.bad[n_bad_before:] if limit is not None else reader.bad
+    found = reader.bad[len(earlier) :]
+    # ``earlier`` holds the index's bad patches, plus, if this reader was read before, the pixel-reading ones
+    # of that pass: this pass finds those again (or, past ``limit``, was told not to look), so they are
+    # dropped rather than counted twice.
+    again = set(found)
+    bad = [b for b in earlier if b not in again and b.patch_id not in outside] + found
+    unlisted = getattr(reader, "unlisted", None) or ()
     return {
         "dataset": reader.name,
         "root": str(reader.root),
@@ -42,6 +53,7 @@ def summarise(reader: Reader, *, progress: bool = True, limit: int | None = None
         },
         "missing_from_disk": dict(getattr(reader, "missing_from_disk", {}) or {}),
         "excluded": dict(getattr(reader, "excluded", {}) or {}),
+        "unlisted": len(unlisted),
         "bad_patches": [{"id": b.patch_id, "path": b.path, "reason": b.reason} for b in bad],
     }
 
@@ -59,6 +71,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     for key, title in (("missing_from_disk", "listed but absent on disk"), ("excluded", "excluded")):
         if summary[key]:
             lines.append(f"{title}: " + ", ".join(f"{k} {v:,}" for k, v in summary[key].items()))
+    if summary.get("unlisted"):
+        lines.append(f"in no split (on disk, named by no split list): {summary['unlisted']:,}")
     freq = summary["label_frequency"]["all"]
     total = max(summary["patches"], 1)
     width = max((len(c) for c in freq), default=10)

@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from landzoo.hardware import cpu_name
+
 __all__ = ["forward_throughput", "hardware_string", "train_step_throughput"]
 
 
@@ -107,15 +109,7 @@ def train_step_throughput(
 def hardware_string(device: str | torch.device = "cpu") -> dict[str, Any]:
     """Where a number was measured: CPU model and core count (or GPU name), torch threads, versions."""
     device = torch.device(device)
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:  # pragma: no cover - not Linux
-        pass
+    cpu = cpu_name()
     import os
 
     import timm

@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from landzoo.hardware import cpu_name
+
 __all__ = ["format_table", "hardware", "memory_mb", "run_bench"]
 
 BANDS = "s2_10m_20m"
@@ -38,14 +40,7 @@ BANDS = "s2_10m_20m"
 
 def hardware() -> str:
     """One line: CPU model, cores, memory, GPU if any, OS, library versions."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     try:
         mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
         mem_s = f"{mem:.0f} GiB RAM"

@@ -415,7 +415,7 @@ def _finalise(
     total = sum(per_split.values())
     reader_notes = {
         k: _jsonable(getattr(reader, k))
-        for k in ("split_source", "missing_from_disk", "excluded")
+        for k in ("split_source", "missing_from_disk", "excluded", "unlisted")
         if hasattr(reader, k)
     }
     atomic_write_json(

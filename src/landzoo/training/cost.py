@@ -26,13 +26,14 @@ import resource
 import sys
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+
+from landzoo.hardware import cpu_name
 
 __all__ = [
     "CostCallback",
@@ -214,19 +215,9 @@ def git_commit() -> str | None:
     return None if sha is None else (f"{sha}-dirty" if dirty else sha)
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def hardware_string(device: torch.device | str | None = None) -> str:
     """One line naming the accelerator (or CPU) and the host's CPU and core count."""
-    cpu = f"{_cpu_model()} ({os.cpu_count()} logical cores)"
+    cpu = f"{cpu_name()} ({os.cpu_count()} logical cores)"
     dev = torch.device(device) if device is not None else None
     if dev is not None and dev.type == "cuda" and torch.cuda.is_available():
         n = torch.cuda.device_count()
