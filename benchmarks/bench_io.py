@@ -2,6 +2,7 @@
 
     python benchmarks/bench_io.py                      # bench-io on 4096 synthetic patches
     python benchmarks/bench_io.py --layouts            # also: the store layout comparison of docs/store.md
+    python benchmarks/bench_io.py --copy-threads       # also: 1 vs 2 copy threads with 0, 1, 2 busy cores
     python benchmarks/bench_io.py --label my-node      # results/io-my-node.json
 
 Writes ``benchmarks/results/io-<label>.json`` (default label: the host name) and prints the table.
@@ -101,6 +102,55 @@ def layouts(store: Path, batch: int = 256, seconds: float = 4.0) -> list[dict]:
     return out
 
 
+def _spin(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def copy_threads(store: Path, batch: int = 256, seconds: float = 3.0, repeats: int = 3) -> list[dict]:
+    """patches/s of the store gather with 1 and 2 copy threads, with 0, 1 and 2 busy processes beside it."""
+    import multiprocessing as mp
+
+    from landzoo.store.reader import StoreDataset
+
+    sets = {t: StoreDataset(store, threads=t) for t in (1, 2)}
+    rng = np.random.default_rng(0)
+
+    def rate(ds: StoreDataset) -> float:
+        n = len(ds)
+        ds.get_batch(rng.choice(n, size=min(batch, n), replace=False))
+        done, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            ds.get_batch(rng.choice(n, size=min(batch, n), replace=False))
+            done += min(batch, n)
+        return done / (time.perf_counter() - t0)
+
+    out = []
+    ctx = mp.get_context("spawn")
+    for busy in (0, 1, 2):
+        spinners = [ctx.Process(target=_spin, args=(2 * seconds * repeats + 30,)) for _ in range(busy)]
+        for s in spinners:
+            s.start()
+        try:
+            time.sleep(1.0 if busy else 0.0)
+            # alternate the two settings so that both see the same moments of the machine
+            runs = {t: [] for t in sets}
+            for _ in range(repeats):
+                for t, ds in sets.items():
+                    runs[t].append(rate(ds))
+        finally:
+            for s in spinners:
+                s.terminate()
+                s.join()
+        for t, values in runs.items():
+            out.append({"busy_processes": busy, "copy_threads": t, "patches_per_s": values})
+            print(f"busy processes {busy}, copy threads {t}: " + ", ".join(f"{v:,.0f}" for v in values), flush=True)
+    for ds in sets.values():
+        ds.close()
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=None, help="BigEarthNet-v1 folder (default: generate synthetic patches)")
@@ -108,6 +158,7 @@ def main() -> int:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--layouts", action="store_true", help="also compare store layouts")
+    p.add_argument("--copy-threads", action="store_true", help="also compare 1 and 2 copy threads under load")
     p.add_argument("--label", default=socket.gethostname().split(".")[0] or platform.node())
     args = p.parse_args()
 
@@ -120,6 +171,9 @@ def main() -> int:
         if args.layouts:
             print("\nlayout comparison (batch reads, one process):")
             report["layouts"] = layouts(work / "store", args.batch_size)
+        if args.copy_threads:
+            print("\ncopy threads in the main process, with other processes busy on the cores:")
+            report["copy_threads"] = copy_threads(work / "store", args.batch_size)
     finally:
         import shutil
 

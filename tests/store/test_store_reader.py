@@ -342,6 +342,15 @@ def test_memory_is_flat_across_epochs_and_mapped_pages_are_released(tmp_path: Pa
         peak = max(peak, _rss()["RssFile"] - before)
         del batch
     assert peak < 16 << 20  # RSS bounded by release_bytes, not by the store size
+    # A split no larger than the budget keeps its pages: dropping them would only re-fault them on the next read.
+    split_bytes = 400 * 158_400
+    for budget, expected in ((split_bytes, 0), (split_bytes - 1, 1)):  # fits / one byte over
+        ds = StoreDataset(tmp_path / "store", None, release_bytes=budget)
+        released = []
+        ds.release = lambda released=released: released.append(1)  # type: ignore[method-assign]
+        for _ in ds.loader(32):  # one epoch reads exactly the split's bytes
+            pass
+        assert len(released) == expected, budget
 
 
 @pytest.mark.timeout(120)

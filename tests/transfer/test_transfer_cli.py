@@ -176,7 +176,9 @@ def test_missing_label_file(env: dict[str, Path], tmp_path: Path, capsys: pytest
     assert "IGBP_probability_labels.pkl" in err and "does not exist" in err
 
 
-def test_other_bad_options(env: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_other_bad_options(
+    env: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     base = ["transfer", "--dataset", "sen12ms", "--data", str(env["store"]), "--out", str(tmp_path / "o"), *FAST]
     assert "needs --imagenet-weights" in _fail([*base, "--from", str(env["ckpt"]), "--inits", "zoo,imagenet"], capsys)
     err = _fail([*base, "--from", ARCH], capsys)
@@ -184,10 +186,12 @@ def test_other_bad_options(env: dict[str, Path], tmp_path: Path, capsys: pytest.
     assert "does not exist" in _fail(
         [*base, "--from", str(env["ckpt"]), "--imagenet-weights", str(tmp_path / "x.pth")], capsys
     )
+    monkeypatch.chdir(tmp_path)  # without --out: the default folder must not be created for a failing run
     assert "--data" in _fail(
         ["transfer", "--from", str(env["ckpt"]), "--dataset", "sen12ms", "--data", str(tmp_path / "none"), *FAST],
         capsys,
     )
+    assert not (tmp_path / "transfer-out").exists()
     assert ARCH_KWARGS["input_size"] == 32  # the fixtures' model (sanity of the shared helper)
 
 

@@ -7,8 +7,10 @@ a second copy (the stack) per patch.
 
 Memory: memory-mapped pages that were read count in a process' RSS (as shared file pages, reclaimable page
 cache). So that a reading process does not grow with the store, the mappings are told to drop their pages
-(``madvise(MADV_DONTNEED)``; the kernel page cache keeps them) every ``release_bytes`` read. Preloading
-(``mode="ram"`` or ``"device"``) copies the split once into one tensor per group instead.
+(``madvise(MADV_DONTNEED)``; the kernel page cache keeps them) every ``release_bytes`` read, unless the whole
+split is no larger than ``release_bytes``: then RSS is bounded by ``release_bytes`` anyway, and dropping the
+pages would only make every later read fault them back in (a quarter of the throughput on a small store).
+Preloading (``mode="ram"`` or ``"device"``) copies the split once into one tensor per group instead.
 """
 
 from __future__ import annotations
@@ -210,8 +212,8 @@ class StoreDataset(Dataset):
     ``mode``: ``"mmap"`` (default; memory maps opened lazily in each process, so loader workers are safe),
     ``"ram"`` (the split copied into one tensor per group) or ``"device"`` (that tensor on ``device``).
     ``verify_on_read`` recomputes each record's checksum (a damaged record raises
-    :class:`DamagedRecordError` naming the patch). ``threads``: copy threads in this process (default 1,
-    always 1 inside loader workers). ``release_bytes``: see the module docstring.
+    :class:`DamagedRecordError` naming the patch). ``threads``: copy threads in this process (default 2, or 1
+    where only one core is usable; always 1 inside loader workers). ``release_bytes``: see the module docstring.
     """
 
     def __init__(
@@ -255,6 +257,8 @@ class StoreDataset(Dataset):
         self._shapes = {g: (len(names), *self.store.groups[g].shape[1:]) for g, names in self.groups.items()}
         self._dtypes = {g: _torch_dtype(self.store.groups[g].dtype) for g in self.groups}
         self._record_bytes = sum(self.store.groups[g].record_bytes for g in self.groups)  # mapped bytes per patch
+        # A split that fits in the release budget cannot outgrow it: never drop (and re-fault) its pages.
+        self._releases = len(rows) * self._record_bytes > self.release_bytes
         self._pid = os.getpid()
         self._maps: dict[tuple[int, str], np.memmap] = {}
         self.threads = int(threads) if threads is not None else _default_threads()
@@ -420,7 +424,7 @@ class StoreDataset(Dataset):
             self._copy(units)
             label = self.labels.index_select(0, torch.from_numpy(idx))  # (numpy fancy-indexing a tensor: ms)
             self._since_release += len(idx) * self._record_bytes
-            if self._since_release >= self.release_bytes:
+            if self._releases and self._since_release >= self.release_bytes:
                 self.release()
         return {"image": image, "label": label, "index": torch.from_numpy(idx), "id": self.ids[idx].tolist()}
 
@@ -508,9 +512,14 @@ def _identity(batch: Any) -> Any:
 
 
 def _default_threads() -> int:
-    """Copy threads by default: 1. The gather is bound by memory bandwidth (one core copies ~7 GB/s here), and a
-    second thread only helps on an idle machine while it hurts as soon as other processes share the cores."""
-    return 1
+    """Copy threads by default: 2 where the process may use two cores. numpy releases the GIL while it copies, and
+    measured here (``benchmarks/bench_io.py --copy-threads``) a second thread is faster on an idle machine and no
+    slower when other processes keep the cores busy."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return min(2, cores)
 
 
 def _torch_dtype(name: str) -> torch.dtype:

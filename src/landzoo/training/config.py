@@ -78,8 +78,8 @@ class DataConfig:
     #: ``mmap`` (default), ``ram`` (each split copied into memory) or ``device`` (onto the GPU; needs num_workers=0).
     mode: str = "mmap"
     #: Copy threads of the store's gather in the main process (with num_workers=0): 2 is faster on an idle
-    #: machine, 1 is steadier when other jobs share the cores (docs/store.md).
-    copy_threads: int = 1
+    #: machine and no slower when other jobs share the cores (docs/store.md).
+    copy_threads: int = 2
     train_split: str = "train"
     val_split: str = "val"
     test_split: str = "test"

@@ -147,7 +147,7 @@ def make_datamodule(
     mode: str = "mmap",
     splits: tuple[str, str, str] = ("train", "val", "test"),
     drop_last: bool = False,
-    copy_threads: int = 1,
+    copy_threads: int = 2,
 ) -> L.LightningDataModule:
     """The store's DataModule (DDP-aware sampling lives there), for exactly these bands and classes."""
     from landzoo.store.datamodule import StoreDataModule

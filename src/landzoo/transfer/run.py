@@ -765,8 +765,7 @@ def run_transfer(cfg: TransferConfig, *, progress: bool = True) -> dict[str, Any
     from landzoo import checkpoint as ckpt
     from landzoo.training import cost
 
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(cfg.out)  # created once the inputs are known good: a typo must not leave an empty folder behind
     proto = get_protocol(cfg.dataset, single_label=cfg.single_label, threshold=cfg.threshold)
     source = resolve_source(cfg.source, cfg.zoo)
     device = _device(cfg.device)
@@ -780,6 +779,7 @@ def run_transfer(cfg: TransferConfig, *, progress: bool = True) -> dict[str, Any
         raise TransferError(f"cannot read bands {','.join(bands)} from {store_path}: {err}") from None
     stats, stats_note = _stats(cfg, source, target)
     imagenet = load_weight_file(cfg.imagenet_weights) if cfg.imagenet_weights else None
+    out.mkdir(parents=True, exist_ok=True)
 
     probe_model = _build(source, cfg, bands, proto, 0, target, stats)
     input_size = int(probe_model.input_size)
