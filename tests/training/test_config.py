@@ -179,3 +179,27 @@ def test_micro_batches_of_one_accumulation_window_draw_different_randomness() ->
         module.on_train_batch_start(None, batch_idx)
         seeds.append(module._step_seed())
     assert seeds[0] != seeds[1] and seeds[0] == seeds[2] and seeds[1] == seeds[3]
+
+
+def test_shipped_configs_are_the_checkout_configs_and_resolve_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The package ships configs/ (src/landzoo/configs links to it): every file, reachable by name from anywhere."""
+    from landzoo.training.config import CONFIG_DIR, resolve_config
+
+    shipped = sorted(p.relative_to(CONFIG_DIR) for p in CONFIG_DIR.rglob("*.yaml"))
+    assert shipped == [p.relative_to(REPO / "configs") for p in CONFIGS] and len(shipped) > 40
+    monkeypatch.chdir(tmp_path)  # outside the checkout
+    wanted = REPO / "configs" / "bigearthnet-v1" / "wrn_eca_b0.yaml"
+    for name in (
+        "bigearthnet-v1/wrn_eca_b0",
+        "bigearthnet-v1/wrn_eca_b0.yaml",
+        "configs/bigearthnet-v1/wrn_eca_b0.yaml",
+    ):
+        assert resolve_config(name).samefile(wanted), name
+    (tmp_path / "mine.yaml").write_text("trainer:\n  epochs: 3\n")
+    assert resolve_config("mine.yaml") == Path("mine.yaml")  # a file the user has wins
+    with pytest.raises(ConfigError, match="nor is it one of the shipped configs"):
+        resolve_config("bigearthnet-v1/wrn_eca_b9")
+    assert main(["fit", "--config", "bigearthnet-v1/wrn_eca_b0", "--print-config"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["model"]["name"] == "wrn_eca_b0"

@@ -21,6 +21,8 @@ import shutil
 import time
 from pathlib import Path
 
+from landzoo.training.config import CONFIG_DIR
+
 #: The demo's models: label -> (zoo name, architecture options).
 DEMO_MODELS: dict[str, tuple[str, dict]] = {
     "wrn_eca_b0": ("wrn_eca_b0", {"init": "torch"}),
@@ -29,7 +31,7 @@ DEMO_MODELS: dict[str, tuple[str, dict]] = {
     "vit_p30_120": ("vit_p30_120", {"init": "torch"}),
 }
 
-CONFIG = Path(__file__).resolve().parents[3] / "configs" / "demo.yaml"
+CONFIG = CONFIG_DIR / "demo.yaml"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -68,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
     unknown = [m for m in labels if m not in DEMO_MODELS]
     if unknown:
         raise LandzooError(f"unknown demo model(s) {', '.join(unknown)}; choose from {', '.join(DEMO_MODELS)}")
-    if not CONFIG.is_file():  # it lives in the source checkout's configs/, beside src/
-        raise LandzooError(f"demo config {CONFIG} is missing: run the demo from a landzoo source checkout")
+    if not CONFIG.is_file():  # shipped with the package (configs/ of the checkout)
+        raise LandzooError(f"demo config {CONFIG} is missing: the landzoo installation is incomplete")
     if args.transfer and "wrn_eca_b0" not in labels:
         raise LandzooError("--transfer starts from the demo's wrn_eca_b0: keep it in --models")
     out: Path = args.out

@@ -16,7 +16,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "key=value pairs, e.g. trainer.epochs=5 data.batch_size=256 protocol=modern. Launch with torchrun or "
         "srun for several processes (see docs/training.md).",
     )
-    p.add_argument("--config", type=Path, help="YAML config (e.g. configs/bigearthnet-v1/wrn_eca_b0.yaml)")
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="YAML config file, or the name of a shipped one (e.g. bigearthnet-v1/wrn_eca_b0, from configs/)",
+    )
     p.add_argument("--data", help="store folder (same as data.store=...)")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoints/last.ckpt if present")
     p.add_argument("--overwrite", action="store_true", help="discard an earlier run of the same name and start again")

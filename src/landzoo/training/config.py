@@ -385,10 +385,28 @@ def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
+#: The configs shipped with landzoo: ``configs/`` of the checkout, installed as ``landzoo/configs`` (a link in src/).
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+def resolve_config(path: str | Path) -> Path:
+    """A config file: ``path`` itself if it exists, else the shipped config of that name (``bigearthnet-v1/wrn_eca_b0``,
+    ``.yaml`` optional), so that an installed landzoo runs the paper's configs without the source checkout."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
+    if path.is_file():
+        return path
+    if not path.is_absolute():
+        for candidate in (CONFIG_DIR / path, CONFIG_DIR / path.with_suffix(".yaml")):
+            if candidate.is_file():
+                return candidate
+        # "configs/bigearthnet-v1/x.yaml" typed outside the checkout: the same file among the shipped ones
+        if path.parts[:1] == ("configs",) and (CONFIG_DIR / Path(*path.parts[1:])).is_file():
+            return CONFIG_DIR / Path(*path.parts[1:])
+    raise ConfigError(f"config file {path} does not exist (nor is it one of the shipped configs in {CONFIG_DIR})")
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = resolve_config(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
