@@ -57,6 +57,7 @@ __all__ = [
     "build_model_from_checkpoint",
     "checkpoint_paths",
     "export_checkpoint",
+    "file_sha256",
     "git_commit",
     "load_checkpoint",
     "read_meta",
@@ -428,7 +429,8 @@ def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:
     return p / FOLDER_WEIGHTS, sidecar
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes (hex), read in 4 MiB chunks: what checkpoints and transfer runs are keyed by."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 22), b""):
@@ -530,7 +532,7 @@ def save_checkpoint(
         git_commit=commit,
         git_dirty=dirty,
         created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        weights_sha256=_sha256(weights_path),
+        weights_sha256=file_sha256(weights_path),
         num_tensors=len(tensors),
         num_values=sum(t.numel() for t in tensors.values()),
         **doc_fields,
@@ -560,7 +562,7 @@ def read_meta(path: str | os.PathLike, *, verify: bool = True) -> CheckpointMeta
         raise CheckpointError(f"checkpoint sidecar {sidecar_path} is unreadable: {err}") from None
     meta = CheckpointMeta.from_dict(data, source=str(sidecar_path))
     if verify:
-        digest = _sha256(weights_path)
+        digest = file_sha256(weights_path)
         if digest != meta.weights_sha256:
             raise CheckpointError(
                 f"checkpoint {path}: {weights_path.name} does not match its sidecar {sidecar_path.name} "
@@ -789,7 +791,7 @@ def export_checkpoint(
     }
     if paths["weights"].resolve() != weights_src.resolve():
         _atomic_write(paths["weights"], lambda p: shutil.copyfile(weights_src, p))
-    if _sha256(paths["weights"]) != meta.weights_sha256:  # pragma: no cover - a copy that went wrong
+    if file_sha256(paths["weights"]) != meta.weights_sha256:  # pragma: no cover - a copy that went wrong
         raise CheckpointError(f"copying {weights_src} to {paths['weights']} changed its content")
     sidecar = json.loads(sidecar_src.read_text(encoding="utf-8"))
     sidecar.setdefault("weights", {})["file"] = FOLDER_WEIGHTS

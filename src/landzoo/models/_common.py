@@ -195,11 +195,13 @@ def build_timm(
     pretrained: bool,
     pretrained_cfg: Any = None,
     pretrained_cfg_overlay: Any = None,
+    cache_dir: Any = None,
     **opts: Any,
 ) -> Any:
     """``timm.models.build_model_with_cfg`` for a landzoo architecture; ``pretrained=True`` is refused (none exist).
 
     An ``img_size`` given as timm's ``(H, W)`` tuple is reduced to the square side these models take.
+    ``cache_dir`` (timm's weight-download folder) is accepted and unused: there is nothing to download.
     """
     from timm.models import build_model_with_cfg
 

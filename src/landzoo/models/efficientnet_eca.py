@@ -195,7 +195,6 @@ default_cfgs = generate_default_cfgs(
 
 def _create(name: str, pretrained: bool = False, **kwargs: Any) -> EfficientNetECA:
     opts = {**_VARIANTS[name][1], **kwargs}
-    opts.pop("cache_dir", None)
     res = opts.pop("resolution_multiplier", 1.0)
     opts.setdefault("img_size", scaling.scaled_resolution(res))
     return build_timm(EfficientNetECA, name, pretrained, **opts)

@@ -130,7 +130,6 @@ default_cfgs = generate_default_cfgs({name: timm_cfg(120, "stem", "head", fixed_
 
 
 def _create(name: str, pretrained: bool = False, **kwargs: Any) -> PaperMixer:
-    kwargs.pop("cache_dir", None)
     return build_timm(PaperMixer, name, pretrained, **{**_VARIANTS[name][0], "patch_size": 12, **kwargs})
 
 

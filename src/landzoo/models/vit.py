@@ -176,7 +176,6 @@ default_cfgs = generate_default_cfgs(
 
 
 def _create(name: str, patch: int, pretrained: bool = False, **kwargs: Any) -> PaperViT:
-    kwargs.pop("cache_dir", None)
     return build_timm(PaperViT, name, pretrained, patch_size=patch, **kwargs)
 
 

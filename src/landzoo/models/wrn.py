@@ -239,7 +239,6 @@ default_cfgs = generate_default_cfgs({name: timm_cfg(_resolution(name), "stem.0"
 
 def _create(name: str, pretrained: bool = False, **kwargs: Any) -> WideResNet:
     opts = {**_variant_kwargs(name), **kwargs}
-    opts.pop("cache_dir", None)
     scale = {k: opts.pop(k) for k in ("depth_multiplier", "width_multiplier", "resolution_multiplier") if k in opts}
     blocks_rule = opts.pop("blocks_rule", "paper")
     d = scaling.wrn_dims(**scale, blocks_rule=blocks_rule)

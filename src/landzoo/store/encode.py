@@ -49,6 +49,7 @@ from landzoo.store.format import (
     atomic_write_json,
     canonical_json,
     fsync_dir,
+    label_bits,
     marker_path,
     read_json,
     record_checksum,
@@ -185,7 +186,7 @@ def _encode_chunk(task: tuple[str, int, list[int]]) -> dict[str, Any]:
                 "id": sample["id"],
                 "checksum": record_checksum(sample["image"][g] for g in specs),
                 "labels": list(sample["labels"]),
-                "label": "".join("1" if v else "0" for v in np.asarray(sample["label"]).tolist()),
+                "label": label_bits(sample["label"]),
                 "meta": _jsonable(meta),
             }
         )

@@ -54,6 +54,7 @@ __all__ = [
     "atomic_write_json",
     "canonical_json",
     "fsync_dir",
+    "label_bits",
     "marker_path",
     "npy_header_size",
     "read_json",
@@ -166,6 +167,12 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
     return str(obj)
+
+
+def label_bits(label: Any) -> str:
+    """A multi-hot label as the completion markers spell it: one ``0``/``1`` character per class, in class order
+    (written by encode, compared by verify)."""
+    return "".join("1" if v else "0" for v in np.asarray(label).tolist())
 
 
 def sha256_hex(data: bytes) -> str:

@@ -257,8 +257,6 @@ class StoreDataset(Dataset):
         self._shapes = {g: (len(names), *self.store.groups[g].shape[1:]) for g, names in self.groups.items()}
         self._dtypes = {g: _torch_dtype(self.store.groups[g].dtype) for g in self.groups}
         self._record_bytes = sum(self.store.groups[g].record_bytes for g in self.groups)  # mapped bytes per patch
-        # A split that fits in the release budget cannot outgrow it: never drop (and re-fault) its pages.
-        self._releases = len(rows) * self._record_bytes > self.release_bytes
         self._pid = os.getpid()
         self._maps: dict[tuple[int, str], np.memmap] = {}
         self.threads = int(threads) if threads is not None else _default_threads()
@@ -424,7 +422,8 @@ class StoreDataset(Dataset):
             self._copy(units)
             label = self.labels.index_select(0, torch.from_numpy(idx))  # (numpy fancy-indexing a tensor: ms)
             self._since_release += len(idx) * self._record_bytes
-            if self._releases and self._since_release >= self.release_bytes:
+            # a split that fits in the budget cannot outgrow it: never drop (and re-fault) its pages
+            if self._since_release >= self.release_bytes and len(self) * self._record_bytes > self.release_bytes:
                 self.release()
         return {"image": image, "label": label, "index": torch.from_numpy(idx), "id": self.ids[idx].tolist()}
 

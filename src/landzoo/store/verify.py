@@ -14,7 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from landzoo.store.format import DamagedRecordError, StoreError, marker_path, read_json, record_checksum
+from landzoo.store.format import (
+    DamagedRecordError,
+    StoreError,
+    label_bits,
+    marker_path,
+    read_json,
+    record_checksum,
+)
 from landzoo.store.reader import Store
 
 __all__ = ["VerifyResult", "verify_store"]
@@ -141,7 +148,7 @@ def _check_marker(store: Store, k: int, rows: np.ndarray, result: VerifyResult) 
         rec = by_id.get(str(store.ids[r]))
         if rec is None or rec["row"] != int(store.offset[r]) or rec["checksum"] != int(store.checksum[r]):
             result.damaged.append(_damage(store, r, f"index entry disagrees with shard {name}'s completion marker"))
-        elif "label" in rec and rec["label"] != "".join("1" if v else "0" for v in store.labels[r].tolist()):
+        elif "label" in rec and rec["label"] != label_bits(store.labels[r]):
             result.damaged.append(_damage(store, r, f"label in the index differs from shard {name}'s marker"))
     if len(by_id) != len(rows):
         result.problems.append(f"shard {name}: marker lists {len(by_id)} patches, the index {len(rows)}")

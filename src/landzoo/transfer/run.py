@@ -53,6 +53,7 @@ import torch
 from torch import Tensor, nn
 
 from landzoo import contract
+from landzoo.checkpoint import file_sha256
 from landzoo.errors import LandzooError
 from landzoo.transfer import adapt as adapt_mod
 from landzoo.transfer.fractions import fraction_size, parse_fractions, sample_fraction
@@ -186,14 +187,6 @@ class TransferConfig:
 
 #: Bumped when the same options would give different runs (2: one frozen encoder per seed in linear probes).
 _RUN_FORMAT = 2
-
-
-def _file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -795,9 +788,9 @@ def run_transfer(cfg: TransferConfig, *, progress: bool = True) -> dict[str, Any
     env = cost.environment_info(device)
     key = cfg.run_key(
         source.sha256,
-        data=_file_sha256(Path(store_path) / "index.parquet"),
+        data=file_sha256(Path(store_path) / "index.parquet"),
         bands=bands,
-        imagenet_sha=_file_sha256(cfg.imagenet_weights) if cfg.imagenet_weights else None,
+        imagenet_sha=file_sha256(cfg.imagenet_weights) if cfg.imagenet_weights else None,
     )
 
     train_all = target.splits["train"]
