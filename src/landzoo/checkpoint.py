@@ -33,7 +33,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +43,7 @@ import numpy as np
 from landzoo import __version__, contract
 from landzoo.contract import ContractError
 from landzoo.errors import LandzooError
+from landzoo.files import atomic_write
 
 __all__ = [
     "FOLDER_SIDECAR",
@@ -438,24 +438,9 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    """Write via a temporary file in the same folder, fsync, then rename: never a half-written ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write_json(path: Path, obj: Any) -> None:
     text = json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    _atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+    atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
 
 
 def _tensors(state_dict: Mapping[str, Any]) -> dict[str, Any]:
@@ -521,7 +506,7 @@ def save_checkpoint(
         "metrics": _jsonable(dict(metrics or {}), "metrics"),
     }
     try:
-        _atomic_write(weights_path, lambda p: save_file(tensors, p, metadata=header))
+        atomic_write(weights_path, lambda p: save_file(tensors, p, metadata=header))
     except OSError as err:
         raise CheckpointError(f"cannot write {weights_path}: {err}") from None
     commit, dirty = git_commit()
@@ -790,7 +775,7 @@ def export_checkpoint(
         "card": dest / "README.md",
     }
     if paths["weights"].resolve() != weights_src.resolve():
-        _atomic_write(paths["weights"], lambda p: shutil.copyfile(weights_src, p))
+        atomic_write(paths["weights"], lambda p: shutil.copyfile(weights_src, p))
     if file_sha256(paths["weights"]) != meta.weights_sha256:  # pragma: no cover - a copy that went wrong
         raise CheckpointError(f"copying {weights_src} to {paths['weights']} changed its content")
     sidecar = json.loads(sidecar_src.read_text(encoding="utf-8"))
@@ -810,5 +795,5 @@ def export_checkpoint(
     }
     _write_json(paths["config"], config)
     card = render_model_card(meta)
-    _atomic_write(paths["card"], lambda p: p.write_text(card, encoding="utf-8"))
+    atomic_write(paths["card"], lambda p: p.write_text(card, encoding="utf-8"))
     return paths

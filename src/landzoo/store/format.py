@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from landzoo.errors import LandzooError
+from landzoo.files import atomic_write_bytes, fsync_dir
 
 __all__ = [
     "FORMAT",
@@ -177,26 +178,6 @@ def label_bits(label: Any) -> str:
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename in ``path`` durable (a directory entry is only on disk after the directory is fsynced)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``path`` so that it is either absent or complete: temp file, fsync, rename, fsync the folder."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
