@@ -17,7 +17,6 @@ scenes are held out from train (``val_scenes``), seeded and deterministic.
 from __future__ import annotations
 
 import os
-import pickle
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -37,6 +36,7 @@ from landzoo.datasets.base import (
     read_band_file,
     read_lines,
 )
+from landzoo.datasets.pickles import UnsafePickleError, load_data_pickle
 
 __all__ = [
     "KNOWN_BAD_PATCHES",
@@ -98,8 +98,9 @@ def read_split_list(path: str | os.PathLike) -> list[str]:
         raise DatasetError(f"sen12ms: split list {path} does not exist")
     if path.suffix == ".pkl":
         try:
-            with open(path, "rb") as fh:
-                names = pickle.load(fh)
+            names = load_data_pickle(path)
+        except UnsafePickleError as err:
+            raise DatasetError(f"sen12ms: refusing split list {path}: {err}") from None
         except Exception as err:  # unpickling can fail in many ways; all mean a damaged list
             raise DatasetError(f"sen12ms: cannot unpickle split list {path} ({err})") from None
         if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
@@ -287,8 +288,9 @@ class SEN12MS(Reader):
                 "the LC patches)"
             )
         try:
-            with open(path, "rb") as fh:
-                labels = pickle.load(fh)
+            labels = load_data_pickle(path)
+        except UnsafePickleError as err:
+            raise DatasetError(f"sen12ms: refusing label file {path}: {err}") from None
         except Exception as err:  # unpickling can fail in many ways; all mean a damaged file
             raise DatasetError(f"sen12ms: cannot unpickle label file {path} ({err})") from None
         if not isinstance(labels, Mapping):
