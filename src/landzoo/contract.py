@@ -56,6 +56,7 @@ __all__ = [
     "group_name",
     "igbp17_to_simple10",
     "multi_hot",
+    "patch_px",
     "resolve_bands",
 ]
 
@@ -192,6 +193,22 @@ def band_groups(bands: Sequence[str], *, native: bool = True) -> dict[str, tuple
         key = "s1" if b.sensor == "S1" else (group_name(b.gsd_m) if native else group_name(10))
         groups.setdefault(key, []).append(n)
     return {k: tuple(v) for k, v in groups.items()}
+
+
+def patch_px(group: str, *, native: bool = True) -> int | None:
+    """Side in pixels of band group ``group`` in one BigEarthNet patch (1200 m): ``10m``/``s1`` 120, ``20m`` 60, ``60m`` 20.
+
+    ``None`` where the footprint is not fixed by the contract (``native=False``: datasets resampled to one
+    10 m grid, whose patch size is the dataset's own; the groups must then share one size).
+    """
+    if not native:
+        return None
+    if group == "s1":
+        return BEN_PATCH_METRES // BANDS["VV"].gsd_m
+    gsd = {group_name(b.gsd_m): b.gsd_m for b in _BAND_LIST}.get(group)
+    if gsd is None:
+        raise ContractError(f"unknown band group {group!r}")
+    return BEN_PATCH_METRES // gsd
 
 
 # --------------------------------------------------------------------------------------------------

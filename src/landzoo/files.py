@@ -20,12 +20,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 __all__ = [
+    "TMP_SUFFIX",
     "atomic_write",
     "atomic_write_bytes",
     "atomic_write_text",
     "check_writable_dir",
     "fsync_dir",
     "os_error_message",
+    "with_path",
 ]
 
 #: Suffix of every temporary file :func:`atomic_write` creates (a crash can leave one; reruns remove them).
@@ -50,26 +52,40 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], *, dura
 
     ``durable`` fsyncs the file and the folder (what a checkpoint or store needs to survive a power loss).
     On any exception (a full disk, an interrupt) the temporary file is removed and the exception propagates;
-    ``path`` keeps its previous content.
+    ``path`` keeps its previous content. An ``OSError`` that names no file (a ``write`` on a full disk) is
+    raised again naming ``path``, so the user learns where the space ran out.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(path)
-    # created here with the umask applied; ``write`` then opens it by name (safetensors, pandas, rasterio do)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _tmp_name(path)
+        # created here with the umask applied; ``write`` then opens it by name (safetensors, pandas, rasterio do)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        os.close(fd)
+    except OSError as err:
+        raise with_path(err, path.parent) from None
     try:
         write(tmp)
         if durable:
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
+        if durable:
+            fsync_dir(path.parent)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise with_path(err, path) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    if durable:
-        fsync_dir(path.parent)
     return path
+
+
+def with_path(err: OSError, path: str | os.PathLike) -> OSError:
+    """``err`` itself if it names a file, else the same error (class and errno) naming ``path``."""
+    if err.filename is not None or err.errno is None:
+        return err
+    return type(err)(err.errno, err.strerror, os.fspath(path))
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, durable: bool = True) -> Path:

@@ -119,6 +119,7 @@ class InputTransform(nn.Module):
         stats: Mapping[str, tuple[float, float]] | None = None,
         native: bool = True,
         mode: str = "bicubic",
+        footprint: Mapping[str, int] | None = None,
     ) -> None:
         super().__init__()
         if mode not in RESAMPLE_MODES:
@@ -127,6 +128,9 @@ class InputTransform(nn.Module):
         self.size = int(size)
         self.mode = mode
         self.groups = contract.band_groups(self.bands, native=native)
+        # side in px of each group over one patch: the contract's (BigEarthNet 1200 m) unless given; None = any
+        # square size shared by all groups (bands resampled to one grid, whose patch size is the dataset's)
+        self.footprint = {g: (footprint or {}).get(g, contract.patch_px(g, native=native)) for g in self.groups}
         if tuple(b for g in self.groups.values() for b in g) != self.bands:
             raise contract.ContractError(
                 f"band selection {','.join(self.bands)} is not grouped by resolution; "
@@ -146,20 +150,45 @@ class InputTransform(nn.Module):
                 "open the data with the model's bands (selection is by name)"
             )
 
+    def check_footprint(self, image: Mapping[str, Tensor]) -> None:
+        """Refuse groups that do not cover one patch: each group at its native size, all groups the same area.
+
+        A model classifies one patch (BigEarthNet: 1200 m, i.e. 10 m bands at 120 px, 20 m at 60 px). A larger
+        image would be squeezed into one input and scored as one patch; groups of different footprints would be
+        stacked over different ground. Both are refused; a scene is mapped window by window by ``landzoo map``.
+        """
+        sizes = {name: tuple(int(v) for v in image[name].shape[-2:]) for name in self.groups}
+        want = self.footprint
+        bad = [n for n, (h, w) in sizes.items() if h != w or (want[n] is not None and h != want[n])]
+        if not bad and any(v is None for v in want.values()) and len(set(sizes.values())) > 1:
+            bad = list(sizes)  # one shared grid: every group must have the same size
+        if bad:
+            got = ", ".join(f"{n} {h}x{w} px" for n, (h, w) in sizes.items())
+            if all(v is not None for v in want.values()):
+                exp = ", ".join(f"{n} {want[n]}x{want[n]} px" for n in self.groups)
+                exp = f"one {contract.BEN_PATCH_METRES} m patch: {exp}"
+            else:
+                exp = "one square patch with every band group at the same size"
+            raise contract.ContractError(
+                f"input band groups {got} are not {exp}; to classify a larger image or scene use `landzoo map`"
+            )
+
     def forward(self, image: Mapping[str, Tensor]) -> Tensor:
         if set(image) != set(self.groups):
             raise contract.ContractError(
                 f"input has band groups {sorted(image)}, expected {sorted(self.groups)} for bands {','.join(self.bands)}"
             )
-        parts = []
         for name, names in self.groups.items():
             x = image[name]
             if x.ndim != 4 or x.shape[1] != len(names):
                 raise contract.ContractError(
                     f"band group {name!r} has shape {tuple(x.shape)}, expected [B, {len(names)}, H, W] ({','.join(names)})"
                 )
-            x = (x.float() - getattr(self, f"mean_{name}")) / getattr(self, f"std_{name}")
-            parts.append(resample(x, self.size, self.mode))
+        self.check_footprint(image)
+        parts = [
+            resample((image[n].float() - getattr(self, f"mean_{n}")) / getattr(self, f"std_{n}"), self.size, self.mode)
+            for n in self.groups
+        ]
         return torch.cat(parts, dim=1)
 
     def extra_repr(self) -> str:

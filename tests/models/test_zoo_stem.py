@@ -121,3 +121,33 @@ def test_backbone_and_contract_must_agree() -> None:
         LandCoverModel(net, "s2_10m_20m", size, "eurosat10")
     with pytest.raises(contract.ContractError, match="10 channels but 3 bands"):
         LandCoverModel(net, "rgb", size, "ben19")
+
+
+@pytest.mark.parametrize(
+    ("px10", "px20", "why"),
+    [
+        (1200, 600, "a scene-sized image squeezed into one patch"),
+        (240, 60, "groups of different footprints"),
+        (120, 30, "a 20 m group at half its footprint"),
+        (120, 61, "an off-by-one 20 m group"),
+    ],
+)
+def test_inputs_that_are_not_one_patch_are_refused(px10: int, px20: int, why: str) -> None:
+    """predict_proba scores one 1200 m patch: 10 m at 120 px and 20 m at 60 px, nothing else is resized into it."""
+    m = create_model("wrn10_2").eval()
+    groups = {
+        "10m": torch.zeros(1, 4, px10, px10, dtype=torch.uint16),
+        "20m": torch.zeros(1, 6, px20, px20, dtype=torch.uint16),
+    }
+    with pytest.raises(contract.ContractError, match=rf"10m {px10}x{px10} px, 20m {px20}x{px20} px.*landzoo map"):
+        m.predict_proba(groups)
+    assert m.predict_proba(_groups(1)).shape == (1, 19)  # the native footprint passes
+
+
+def test_one_grid_models_take_any_square_patch_shared_by_all_groups() -> None:
+    """Bands resampled to one 10 m grid (SEN12MS 256 px, EuroSAT 64 px): any square size, refused if not square."""
+    m = create_model("wrn10_2", native=False).eval()
+    for px in (64, 256):
+        assert m.predict_proba({"10m": torch.zeros(2, 10, px, px, dtype=torch.uint16)}).shape == (2, 19)
+    with pytest.raises(contract.ContractError, match="10m 64x32 px"):
+        m({"10m": torch.zeros(1, 10, 64, 32, dtype=torch.uint16)})

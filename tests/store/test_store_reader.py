@@ -172,7 +172,7 @@ def test_datamodule_in_a_lightning_trainer(encoded) -> None:
     class Tiny(L.LightningModule):
         def __init__(self) -> None:
             super().__init__()
-            self.inp = InputTransform("s2_10m_20m", 12)
+            self.inp = InputTransform("s2_10m_20m", 12, footprint={"10m": 12, "20m": 6})  # the fake store's patches
             self.head = torch.nn.Linear(10, 19)
             self.epochs_seen: list[list[str]] = []
 
@@ -232,7 +232,7 @@ def test_damaged_record_is_named_by_verify_and_on_read(encoded, tmp_path: Path) 
     res = verify_store(store, progress=False)
     assert not res.ok and [d["id"] for d in res.damaged] == [pid]
     assert "checksum mismatch" in res.damaged[0]["reason"]
-    ds = StoreDataset(store, "train", verify_on_read=True)
+    ds = StoreDataset(store, "train")  # verify="once" is the default
     pos = ds.ids.tolist().index(pid)
     ds.get_batch([pos - 1])  # a sound record still reads
     with pytest.raises(DamagedRecordError, match=f"patch {pid} .*checksum mismatch") as info:

@@ -90,22 +90,22 @@ def test_torch_bicubic_mode_batched_equals_single_band() -> None:
 
 def test_input_transform_normalises_by_band_name_and_resamples() -> None:
     bands = ("B04", "B03", "B02", "B08", "B05", "B06", "B07", "B8A", "B11", "B12")  # paper-era order
-    t = InputTransform(bands, 24)  # small sizes keep the pixel-by-pixel reference quick
+    t = InputTransform(bands, 60)  # 20 m groups pass at their size; 10 m ones are resampled 120 -> 60 px
     g = torch.Generator().manual_seed(3)
     image = {
-        "10m": torch.randint(0, 10000, (2, 4, 24, 24), generator=g).to(torch.uint16),
-        "20m": torch.randint(0, 10000, (2, 6, 12, 12), generator=g).to(torch.uint16),
+        "10m": torch.randint(0, 10000, (2, 4, 120, 120), generator=g).to(torch.uint16),
+        "20m": torch.randint(0, 10000, (2, 6, 60, 60), generator=g).to(torch.uint16),
     }
     out = t(image)
-    assert out.shape == (2, 10, 24, 24) and out.dtype == torch.float32
-    for c, name in enumerate(bands[:4]):
-        mean, std = contract.BEN_BAND_STATS[name]
-        expected = (image["10m"][:, c].double() - mean) / std
-        torch.testing.assert_close(out[:, c].double(), expected, atol=1e-5, rtol=1e-5)
+    assert out.shape == (2, 10, 60, 60) and out.dtype == torch.float32
     for c, name in enumerate(bands[4:]):
         mean, std = contract.BEN_BAND_STATS[name]
-        norm = ((image["20m"][0, c].double() - mean) / std).numpy()
-        np.testing.assert_allclose(out[0, 4 + c].numpy(), tf_resize_bicubic_reference(norm, 24), atol=1e-4)
+        expected = (image["20m"][:, c].double() - mean) / std
+        torch.testing.assert_close(out[:, 4 + c].double(), expected, atol=1e-5, rtol=1e-5)
+    for c, name in enumerate(bands[:2]):  # the pixel-by-pixel reference is slow: two bands show the order
+        mean, std = contract.BEN_BAND_STATS[name]
+        norm = ((image["10m"][0, c].double() - mean) / std).numpy()
+        np.testing.assert_allclose(out[0, c].numpy(), tf_resize_bicubic_reference(norm, 60), atol=1e-4)
 
 
 def test_input_transform_refuses_wrong_groups() -> None:
@@ -154,7 +154,8 @@ def test_dihedral_groups_share_the_draw_across_resolutions() -> None:
     assert k10 == k20 and len(set(k10)) > 4
     # dihedral transforms commute with the resampling, so augmenting before or after InputTransform agrees
     t = InputTransform("s2_10m_20m", 12)
-    raw = {"10m": (image["10m"] * 5000).to(torch.uint16), "20m": (image["20m"] * 5000).to(torch.uint16)}
+    # at the native footprint (10 m 120 px, 20 m 60 px): each pixel of the small fields becomes a 10 x 10 block
+    raw = {k: (v * 5000).to(torch.uint16).repeat_interleave(10, -1).repeat_interleave(10, -2) for k, v in image.items()}
     before = t(random_dihedral_groups(raw, torch.Generator().manual_seed(8)))
     after = random_dihedral(t(raw), torch.Generator().manual_seed(8))
     torch.testing.assert_close(before, after, atol=1e-5, rtol=1e-5)

@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from landzoo.store.format import StoreError
-from landzoo.store.reader import Mode, Store, StoreDataset
+from landzoo.store.reader import Mode, Store, StoreDataset, Verify
 
 __all__ = ["StoreDataModule"]
 
@@ -41,7 +41,7 @@ class StoreDataModule(L.LightningDataModule):
         seed: int = 0,
         drop_last: bool = False,
         pin_memory: bool = False,
-        verify_on_read: bool = False,
+        verify: Verify = "once",
         threads: int | None = None,
         train_split: str = "train",
         val_split: str = "val",
@@ -59,7 +59,7 @@ class StoreDataModule(L.LightningDataModule):
         self.seed = seed
         self.drop_last = drop_last
         self.pin_memory = pin_memory
-        self.verify_on_read = verify_on_read
+        self.verify: Verify = verify
         #: copy threads of the main-process gather (StoreDataset ``threads``; loader workers always use 1)
         self.threads = threads
         self.split_names = {"train": train_split, "val": val_split, "test": test_split}
@@ -92,7 +92,7 @@ class StoreDataModule(L.LightningDataModule):
                 classes=self.classes,
                 mode=self.mode,
                 device=device,
-                verify_on_read=self.verify_on_read,
+                verify=self.verify,
                 threads=self.threads,
             )
         return self.datasets[role]

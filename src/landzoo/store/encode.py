@@ -8,24 +8,32 @@ How a run goes:
    (options, group specs, shard sizes, a hash of the patch ids) goes to ``plan.json``. An existing store
    folder must hold the *same* plan, so a resume can never mix two different encodes.
 3. Every shard without a valid completion marker is (re)written: its ``.npy`` files are created under a
-   ``.tmp`` name (a fresh inode, so an orphaned worker of a killed run cannot write into it), worker
+   ``.tmp`` name (a fresh inode, so an orphaned worker of a killed run cannot write into it) and their blocks
+   allocated at once (``posix_fallocate``: a full disk is an ``OSError`` naming the file here, in the main
+   process, instead of a SIGBUS in a worker writing to a sparse mapping), worker
    processes write rows straight into the memory-mapped temp files and return checksums, labels and meta;
    when a shard's last chunk is back the main process fsyncs, renames, fsyncs the folder and writes the
    marker, in that order. A patch skipped with ``skip_bad`` leaves its row zeroed and unreferenced.
 4. Index, report and manifest are built from the markers alone and written atomically, manifest last.
 
 So ``kill -9`` at any point loses at most the shards in flight, and running the same command again gives
-byte-identical files (nothing time- or order-of-completion-dependent is written).
+byte-identical files (nothing time- or order-of-completion-dependent is written); temporary files a killed run
+left behind are removed when the next run takes the lock. A worker process that dies (a signal, the OOM
+killer) stops the encode with an error instead of leaving it waiting for the lost chunk.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import itertools
 import multiprocessing as mp
 import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +42,7 @@ import numpy as np
 
 from landzoo import __version__
 from landzoo.datasets import PatchError, Reader, open_dataset
+from landzoo.files import TMP_SUFFIX, with_path
 from landzoo.store.format import (
     FORMAT,
     FORMAT_VERSION,
@@ -62,7 +71,7 @@ __all__ = ["EncodeResult", "build_index_table", "encode", "encode_reader"]
 
 #: Meta keys that get columns of their own in the index; the rest go to its ``meta`` JSON column.
 META_COLUMNS = ("country", "season", "date")
-#: Advisory lock file held while an encode writes the store (empty; part of every store).
+#: Advisory lock file held while an encode writes the store (empty; removed when the store is complete).
 LOCK_FILE = ".encode.lock"
 #: Patches per worker task: large enough to amortise IPC, small enough for a smooth progress bar.
 CHUNK = 32
@@ -301,8 +310,31 @@ def _create_tmp(store: Path, shard: str, capacity: int, specs: dict[str, GroupSp
         tmp = _tmp_path(store, shard, g)
         tmp.unlink(missing_ok=True)  # new inode: a writer left over from a killed run cannot touch it
         shard_file(store, shard, g).unlink(missing_ok=True)
-        mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=spec.dtype, shape=(capacity, *spec.shape))
-        del mm  # sparse zero-filled file; workers open it r+
+        try:
+            mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=spec.dtype, shape=(capacity, *spec.shape))
+            del mm  # zero-filled file; workers open it r+
+            _allocate(tmp)
+        except OSError as err:
+            raise with_path(err, tmp) from None
+
+
+def _allocate(path: Path) -> None:
+    """Reserve the disk blocks of ``path`` now, so that writing through a memory map cannot hit a full disk.
+
+    (A write to a mapped page of a sparse file on a full disk is a SIGBUS that kills the writer; an allocation
+    that does not fit is an ``ENOSPC`` OSError here.) File systems without fallocate get glibc's emulation.
+    """
+    allocate = getattr(os, "posix_fallocate", None)
+    if allocate is None:  # pragma: no cover - not POSIX
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        allocate(fd, 0, os.fstat(fd).st_size)
+    except OSError as err:
+        if err.errno not in (errno.EINVAL, errno.EOPNOTSUPP):  # those: no fallocate and no emulation
+            raise
+    finally:
+        os.close(fd)
 
 
 def _finish_shard(
@@ -553,12 +585,18 @@ def _exclusive(out: Path) -> Iterator[None]:
     except ImportError:  # not POSIX: no lock
         yield
         return
-    with open(out / LOCK_FILE, "a") as fh:
+    lock = out / LOCK_FILE
+    with open(lock, "a") as fh:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             raise StoreError(f"another landzoo encode is writing {out}; wait for it or stop it first") from None
+        # no other encode runs here: every temporary file is a leftover of a killed run
+        for folder in (out, out / SHARD_DIR):
+            for tmp in folder.glob(f"*{TMP_SUFFIX}"):
+                tmp.unlink(missing_ok=True)
         yield
+        lock.unlink(missing_ok=True)  # the store is complete: nothing of the encode stays behind
 
 
 def _encode_planned(
@@ -585,9 +623,13 @@ def _encode_planned(
     encoded = 0
     t1 = time.perf_counter()
     if todo:
-        for n, _ in todo:
-            marker_path(out, n).unlink(missing_ok=True)
-            _create_tmp(out, n, capacity[n], specs)
+        try:  # every shard's blocks are allocated before any patch is read: a full disk shows at once
+            for n, _ in todo:
+                marker_path(out, n).unlink(missing_ok=True)
+                _create_tmp(out, n, capacity[n], specs)
+        except BaseException:
+            _remove_tmp(out, [n for n, _ in todo], specs)
+            raise
         encoded = _run(out, reader, specs, todo, capacity, split_of, plan_hash, workers, skip_bad, progress, already)
     t2 = time.perf_counter()
     total, skipped = _finalise(out, src, reader, plan, plan_hash, specs, index_bad)
@@ -598,6 +640,27 @@ def _tasks(todo: list[tuple[str, list[int]]]) -> Iterator[tuple[str, int, list[i
     for name, members in todo:
         for k in range(0, len(members), CHUNK):
             yield name, k, members[k : k + CHUNK]
+
+
+def _completed(
+    pool: ProcessPoolExecutor, tasks: Iterator[tuple[str, int, list[int]]], in_flight: int
+) -> Iterator[dict[str, Any]]:
+    """Results of the chunks as they complete, at most ``in_flight`` queued; a dead worker is an error, not a hang."""
+    pending: set[Future] = set()
+    try:
+        while True:
+            for task in itertools.islice(tasks, in_flight - len(pending)):
+                pending.add(pool.submit(_encode_chunk, task))
+            if not pending:
+                return
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for f in done:
+                yield f.result()
+    except BrokenProcessPool:
+        raise StoreError(
+            "an encode worker process died (killed by a signal, e.g. the out-of-memory killer); the finished shards "
+            "are kept: run the same command again to resume"
+        ) from None
 
 
 def _run(
@@ -627,8 +690,10 @@ def _run(
             stream: Iterator[dict[str, Any]] = map(_encode_chunk, _tasks(todo))
         else:
             ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-            pool = ctx.Pool(workers, initializer=_init_worker, initargs=(reader, specs, str(out), skip_bad, True))
-            stream = pool.imap_unordered(_encode_chunk, _tasks(todo))
+            pool = ProcessPoolExecutor(
+                workers, mp_context=ctx, initializer=_init_worker, initargs=(reader, specs, str(out), skip_bad, True)
+            )
+            stream = _completed(pool, _tasks(todo), in_flight=4 * workers)
         encoded = 0
         for res in stream:
             if "error" in res:
@@ -647,15 +712,15 @@ def _run(
         return encoded
     finally:
         bar.close()
-        if pool is not None:
-            if ok:
-                pool.close()
-            else:
-                pool.terminate()
-            pool.join()
+        if pool is not None:  # on an error: drop the queued chunks, let the running ones (milliseconds) end
+            pool.shutdown(wait=True, cancel_futures=True)
         _W.clear()
         if not ok:  # leave no temp file behind; they would never be taken as complete anyway
-            for name in results:
-                for g in specs:
-                    with contextlib.suppress(OSError):
-                        _tmp_path(out, name, g).unlink()
+            _remove_tmp(out, list(results), specs)
+
+
+def _remove_tmp(out: Path, shards: list[str], specs: dict[str, GroupSpec]) -> None:
+    for name in shards:
+        for g in specs:
+            with contextlib.suppress(OSError):
+                _tmp_path(out, name, g).unlink()

@@ -9,7 +9,7 @@ A store is a folder::
       index.parquet                  one row per stored patch (id, split, labels, shard, offset, checksum, ...)
       report.json                    patches left out (``--skip-bad``) with the reason, and encode facts
       manifest.json                  the data contract of the store; written very last: no manifest, no store
-      .encode.lock                   empty; an encode holds an advisory lock on it while it writes
+      .encode.lock                   empty; an encode holds an advisory lock on it while it writes (then removes it)
 
 Why this layout (measured; numbers and the comparison in docs/store.md): one fixed-record-size ``.npy`` per band
 group per shard is memory-mappable, so a batch is one sorted gather per group per shard touched, straight from the

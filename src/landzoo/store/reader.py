@@ -40,9 +40,16 @@ from landzoo.store.format import (
     shard_file,
 )
 
-__all__ = ["Store", "StoreBatchSampler", "StoreDataset", "batch_plan"]
+__all__ = ["VERIFY_MODES", "Store", "StoreBatchSampler", "StoreDataset", "Verify", "batch_plan"]
 
 Mode = Literal["mmap", "ram", "device"]
+Verify = Literal["once", "always", "off"]
+#: What each ``verify`` setting does (the CLI and docs quote it).
+VERIFY_MODES: dict[str, str] = {
+    "once": "each record's CRC-32 is checked the first time this process reads it (default)",
+    "always": "every read is checked",
+    "off": "no check (only `landzoo verify` finds damage)",
+}
 
 
 class Store:
@@ -211,9 +218,11 @@ class StoreDataset(Dataset):
 
     ``mode``: ``"mmap"`` (default; memory maps opened lazily in each process, so loader workers are safe),
     ``"ram"`` (the split copied into one tensor per group) or ``"device"`` (that tensor on ``device``).
-    ``verify_on_read`` recomputes each record's checksum (a damaged record raises
-    :class:`DamagedRecordError` naming the patch). ``threads``: copy threads in this process (default 2, or 1
-    where only one core is usable; always 1 inside loader workers). ``release_bytes``: see the module docstring.
+    ``verify``: ``"once"`` (default) checks each record's CRC-32 the first time this process reads it, so a
+    damaged store is never scored silently and a run of many epochs pays for the check in its first epoch only;
+    ``"always"`` checks every read; ``"off"`` none. A damaged record raises :class:`DamagedRecordError` naming
+    the patch. ``threads``: copy threads in this process (default 2, or 1 where only one core is usable; always 1
+    inside loader workers). ``release_bytes``: see the module docstring.
     """
 
     def __init__(
@@ -225,7 +234,7 @@ class StoreDataset(Dataset):
         classes: str | Sequence[str] | None = None,
         mode: Mode = "mmap",
         device: str | torch.device | None = None,
-        verify_on_read: bool = False,
+        verify: Verify = "once",
         release_bytes: int = 1 << 30,
         threads: int | None = None,
         progress: bool = False,
@@ -235,7 +244,9 @@ class StoreDataset(Dataset):
             raise StoreError(f"mode must be 'mmap', 'ram' or 'device', not {mode!r}")
         self.split = split
         self.mode: Mode = mode
-        self.verify_on_read = verify_on_read
+        if verify not in VERIFY_MODES:
+            raise StoreError(f"verify must be one of {', '.join(VERIFY_MODES)}, not {verify!r}")
+        self.verify: Verify = verify
         self.release_bytes = int(release_bytes)
         self.groups = self.store.check_contract(bands, classes)
         self.bands = tuple(b for names in self.groups.values() for b in names)
@@ -247,6 +258,7 @@ class StoreDataset(Dataset):
         self._shard = self.store.shard_of[rows]
         self._offset_np = self.store.offset[rows]
         self._checksum = self.store.checksum[rows]
+        self._verified = np.zeros(len(rows), dtype=bool)  # positions whose CRC this process has checked
         self.labels = torch.from_numpy(self.store.labels[rows].astype(np.float32))
         # channel selection per output group: None where the stored group is taken whole, in order
         self._channels: dict[str, np.ndarray | None] = {}
@@ -330,7 +342,9 @@ class StoreDataset(Dataset):
         bar = tqdm(total=len(self), desc=f"preloading {self.split or 'store'}", unit="patch", disable=not progress)
         try:
             for shard, a, b in _runs(self._shard):
-                self._copy(self._units(shard, np.arange(a, b), self._offset_np[a:b], data, a))
+                positions = np.arange(a, b)
+                offsets = self._offset_np[a:b]
+                self._copy(self._units(shard, positions, offsets, data, a), self._checks(positions, offsets))
                 bar.update(b - a)
         finally:
             bar.close()
@@ -341,22 +355,27 @@ class StoreDataset(Dataset):
     def _units(
         self, shard: int, positions: np.ndarray, offsets: np.ndarray, out: dict[str, torch.Tensor], start: int
     ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]]:
-        """Copy jobs (source map, rows, destination view, channels) for rows of one shard; verifies if asked."""
+        """Copy jobs (source map, rows, destination view, channels) for rows of one shard."""
         first_id = str(self.ids[positions[0]])
-        if self.verify_on_read:
-            self._verify(shard, offsets, positions)
         stop = start + len(offsets)
         return [
             (self._map(shard, g, first_id), offsets, out[g].numpy()[start:stop], self._channels[g]) for g in self.groups
         ]
 
-    def _copy(self, units: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]]) -> None:
-        """Run copy jobs; with ``threads > 1`` spread over a thread pool (numpy releases the GIL while copying).
+    def _copy(
+        self,
+        units: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]],
+        checks: Sequence[tuple[int, np.ndarray, np.ndarray]] = (),
+    ) -> None:
+        """Run copy jobs and checksum jobs ``(shard, offsets, positions)``; with ``threads > 1`` spread over a
+        thread pool (numpy and zlib release the GIL while copying and checksumming).
 
         numpy's ``take`` is used rather than ``torch.index_select``: torch's OpenMP threads spin at barriers,
         and on a busy machine (other processes on the cores) one batch then costs milliseconds per gather.
         """
-        if self.threads <= 1 or len(units) == 0:
+        if self.threads <= 1 or len(units) + len(checks) <= 1:
+            for check in checks:
+                self._verify(*check)
             for unit in units:
                 _take(*unit)
             return
@@ -370,14 +389,36 @@ class StoreDataset(Dataset):
             from concurrent.futures import ThreadPoolExecutor
 
             self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="landzoo-store")
-        for f in [self._pool.submit(_take, *job) for job in jobs]:
+        futures = [self._pool.submit(self._verify, *c) for c in self._split_checks(checks)]
+        futures += [self._pool.submit(_take, *job) for job in jobs]
+        for f in futures:
             f.result()
+
+    def _split_checks(self, checks: Sequence[tuple[int, np.ndarray, np.ndarray]]) -> list[tuple[int, Any, Any]]:
+        """Checksum jobs cut into one piece per thread, so the CRC runs beside the copies."""
+        out = []
+        for shard, offsets, positions in checks:
+            bounds = np.linspace(0, len(offsets), min(self.threads, len(offsets)) + 1).astype(int)
+            out += [(shard, offsets[x:y], positions[x:y]) for x, y in itertools.pairwise(bounds) if y > x]
+        return out
+
+    def _checks(self, idx: np.ndarray, offsets: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """Checksum jobs for the dataset positions ``idx`` (sorted) that ``verify`` says to check now."""
+        if self.verify == "off":
+            return []
+        todo = np.ones(len(idx), dtype=bool) if self.verify == "always" else ~self._verified[idx]
+        if not todo.any():
+            return []
+        idx, offsets = idx[todo], offsets[todo]
+        return [(shard, offsets[a:b], idx[a:b]) for shard, a, b in _runs(self._shard[idx])]
 
     def _verify(self, shard: int, offsets: np.ndarray, positions: np.ndarray) -> None:
         maps = [self._map(shard, g, str(self.ids[positions[0]])) for g in self.store.groups]
         for off, pos in zip(offsets.tolist(), positions.tolist(), strict=True):
             crc = record_checksum(m[off] for m in maps)
-            if crc != int(self._checksum[pos]):
+            if crc == int(self._checksum[pos]):
+                self._verified[pos] = True
+            else:
                 raise DamagedRecordError(
                     str(self.ids[pos]),
                     self.store.shard_path(shard, next(iter(self.store.groups))).parent,
@@ -419,7 +460,7 @@ class StoreDataset(Dataset):
             units = []
             for shard, a, b in _runs(self._shard[idx]):
                 units += self._units(shard, idx[a:b], offsets[a:b], image, a)
-            self._copy(units)
+            self._copy(units, self._checks(idx, offsets))
             label = self.labels.index_select(0, torch.from_numpy(idx))  # (numpy fancy-indexing a tensor: ms)
             self._since_release += len(idx) * self._record_bytes
             # a split that fits in the budget cannot outgrow it: never drop (and re-fault) its pages
