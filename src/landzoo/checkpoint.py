@@ -18,6 +18,12 @@ metrics, the landzoo version and git commit, and the SHA-256 of the weights file
 paired with the wrong sidecar, or damaged, is refused). The safetensors header repeats the band
 order and class set, so the bare weights file still says what it expects.
 
+The sidecar is sealed (schema 2): its ``seal.sha256`` is the SHA-256 of the rest of the file in canonical JSON,
+so an edit of anything in it (a normalisation constant, a band or class name, the architecture options) is
+refused when it is loaded, instead of silently changing what the model computes. Weights files are
+byte-reproducible: the same tensors and contract give the same bytes (the safetensors header is written with
+sorted keys).
+
 Non-finite floats (e.g. an undefined AUROC) are written as JSON ``null``, so the files parse everywhere.
 """
 
@@ -43,7 +49,7 @@ import numpy as np
 from landzoo import __version__, contract
 from landzoo.contract import ContractError
 from landzoo.errors import LandzooError
-from landzoo.files import atomic_write
+from landzoo.files import atomic_write, os_error_message, seal_mismatch, sealed
 
 __all__ = [
     "FOLDER_SIDECAR",
@@ -63,10 +69,11 @@ __all__ = [
     "read_meta",
     "render_model_card",
     "save_checkpoint",
+    "write_sidecar",
 ]
 
-#: Version of the sidecar layout; a reader refuses a newer one.
-SCHEMA_VERSION = 1
+#: Version of the sidecar layout; a reader refuses a newer one. 2: the sidecar carries a seal.
+SCHEMA_VERSION = 2
 #: File names inside a checkpoint folder.
 FOLDER_WEIGHTS = "model.safetensors"
 FOLDER_SIDECAR = "landzoo.json"
@@ -443,6 +450,46 @@ def _write_json(path: Path, obj: Any) -> None:
     atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
 
 
+def write_sidecar(path: Path, doc: Mapping[str, Any]) -> None:
+    """Write a sidecar with its seal: the only way landzoo writes one (``save_checkpoint``, ``export``)."""
+    _write_json(path, sealed(doc))
+
+
+def check_seal(data: Mapping[str, Any], source: str) -> None:
+    """Refuse a sidecar whose content is not what was written (schema 2 and later must carry a seal)."""
+    problem = seal_mismatch(data)
+    if problem == "absent":
+        version = data.get("schema_version")
+        if isinstance(version, int) and version >= 2:
+            raise CheckpointError(f"{source}: its seal was removed; the sidecar cannot be trusted")
+        return  # schema 1, written before sidecars were sealed
+    if problem is not None:
+        raise CheckpointError(
+            f"{source} was edited or damaged after it was written ({problem}): its data contract (band and class "
+            "order, normalisation) cannot be trusted; use the file as training or export wrote it"
+        )
+
+
+def _safetensors_bytes(tensors: Mapping[str, Any], metadata: Mapping[str, str]) -> bytes:
+    """The safetensors file for ``tensors``, byte-reproducible: the header's keys sorted.
+
+    (safetensors serialises its metadata from a hash map, so two saves of the same tensors differ in the
+    order of the header's metadata keys.) The header keeps its length: it is re-serialised compactly, as
+    safetensors writes it, and padded with spaces as safetensors pads it for alignment.
+    """
+    from safetensors.torch import save
+
+    raw = save(dict(tensors), metadata=dict(metadata))
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + n])
+    canon = {"__metadata__": dict(sorted(header.pop("__metadata__", {}).items()))}
+    canon.update(sorted(header.items()))
+    text = json.dumps(canon, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    if len(text) > n:  # pragma: no cover - the same keys and values cannot grow
+        raise CheckpointError("cannot canonicalise the safetensors header")
+    return raw[:8] + text + b" " * (n - len(text)) + raw[8 + n :]
+
+
 def _tensors(state_dict: Mapping[str, Any]) -> dict[str, Any]:
     """CPU, contiguous, unshared tensors (safetensors refuses shared storage: tied weights are cloned)."""
     import torch
@@ -481,8 +528,6 @@ def save_checkpoint(
     The weights go first, then the sidecar (each via temp file + rename), so a crash leaves either the
     old checkpoint, or new weights that the old sidecar's checksum refuses, never a silent mix.
     """
-    from safetensors.torch import save_file
-
     dc = contract if isinstance(contract, DataContract) else DataContract.from_dict(contract, source="contract")
     if not isinstance(arch, str) or not arch:
         raise CheckpointError("save_checkpoint needs the architecture name (arch=...)")
@@ -505,10 +550,11 @@ def save_checkpoint(
         "config": _jsonable(dict(config or {}), "config"),
         "metrics": _jsonable(dict(metrics or {}), "metrics"),
     }
+    data = _safetensors_bytes(tensors, header)
     try:
-        atomic_write(weights_path, lambda p: save_file(tensors, p, metadata=header))
+        atomic_write(weights_path, lambda p: p.write_bytes(data))
     except OSError as err:
-        raise CheckpointError(f"cannot write {weights_path}: {err}") from None
+        raise CheckpointError(f"cannot write {weights_path}: {os_error_message(err)}") from None
     commit, dirty = git_commit()
     meta = CheckpointMeta(
         contract=dc,
@@ -525,9 +571,9 @@ def save_checkpoint(
     sidecar = meta.to_dict()
     sidecar["weights"]["file"] = weights_path.name
     try:
-        _write_json(sidecar_path, sidecar)
+        write_sidecar(sidecar_path, sidecar)
     except OSError as err:
-        raise CheckpointError(f"cannot write {sidecar_path}: {err}") from None
+        raise CheckpointError(f"cannot write {sidecar_path}: {os_error_message(err)}") from None
     return weights_path
 
 
@@ -545,6 +591,8 @@ def read_meta(path: str | os.PathLike, *, verify: bool = True) -> CheckpointMeta
         data = json.loads(sidecar_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise CheckpointError(f"checkpoint sidecar {sidecar_path} is unreadable: {err}") from None
+    if isinstance(data, Mapping):
+        check_seal(data, str(sidecar_path))
     meta = CheckpointMeta.from_dict(data, source=str(sidecar_path))
     if verify:
         digest = file_sha256(weights_path)
@@ -780,7 +828,7 @@ def export_checkpoint(
         raise CheckpointError(f"copying {weights_src} to {paths['weights']} changed its content")
     sidecar = json.loads(sidecar_src.read_text(encoding="utf-8"))
     sidecar.setdefault("weights", {})["file"] = FOLDER_WEIGHTS
-    _write_json(paths["sidecar"], sidecar)
+    write_sidecar(paths["sidecar"], sidecar)
     dc = meta.contract
     config = {
         "library_name": "landzoo",

@@ -9,15 +9,22 @@ carry that private mode over to weights and exports).
 
 :func:`os_error_message` is the one wording of an ``OSError`` for the CLI boundary: what failed and on
 which path, in one line (``no space left on device: /data/store/shards/train-00001.10m.npy``).
+
+:func:`sealed` and :func:`seal_mismatch` protect JSON documents whose content gives meaning to other files
+(a checkpoint's sidecar, a store's manifest): the seal is the SHA-256 of the rest of the document in canonical
+JSON, so a hand edit (a band name, a normalisation constant) is detected where the document is read.
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
+import json
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "TMP_SUFFIX",
@@ -27,6 +34,8 @@ __all__ = [
     "check_writable_dir",
     "fsync_dir",
     "os_error_message",
+    "seal_mismatch",
+    "sealed",
     "with_path",
 ]
 
@@ -125,3 +134,32 @@ def check_writable_dir(path: str | os.PathLike, *, what: str = "output folder") 
     os.close(fd)
     probe.unlink()
     return path
+
+
+#: What a seal covers, written beside its digest so a reader of the file knows.
+SEAL_COVERS = "every other key of this file, in canonical JSON (sorted keys, no spaces, UTF-8)"
+
+
+def _seal_digest(doc: Mapping[str, Any]) -> str:
+    body = {k: v for k, v in doc.items() if k != "seal"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def sealed(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``doc`` with a ``seal`` entry: the SHA-256 of everything else in it."""
+    body = {k: v for k, v in doc.items() if k != "seal"}
+    body["seal"] = {"sha256": _seal_digest(body), "covers": SEAL_COVERS}
+    return body
+
+
+def seal_mismatch(doc: Mapping[str, Any]) -> str | None:
+    """``None`` if ``doc``'s seal matches its content; else why not (``"absent"`` when it has no seal)."""
+    seal = doc.get("seal")
+    if seal is None:
+        return "absent"
+    recorded = seal.get("sha256") if isinstance(seal, Mapping) else None
+    digest = _seal_digest(doc)
+    if recorded == digest:
+        return None
+    return f"seal sha256 {str(recorded)[:12]}... vs content {digest[:12]}..."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
@@ -14,6 +15,7 @@ from torch import nn
 
 from landzoo import __version__
 from landzoo.checkpoint import (
+    SCHEMA_VERSION,
     CheckpointError,
     ContractMismatchError,
     DataContract,
@@ -21,6 +23,7 @@ from landzoo.checkpoint import (
     load_checkpoint,
     read_meta,
     save_checkpoint,
+    write_sidecar,
 )
 from landzoo.contract import BEN19, BEN43, BEN_BAND_STATS, ContractError, resolve_bands
 from landzoo.errors import LandzooError
@@ -86,7 +89,7 @@ def test_round_trip_bit_exact_and_meta_equal(tmp_path: Path, form: str) -> None:
         assert meta.arch == "wrn10_2_eca" and meta.arch_kwargs == {"pool": "paper"}
         assert meta.config == {"protocol": "paper", "lr": 1e-4, "epochs": 30, "milestones": [27], "path": str(tmp_path)}
         assert meta.metrics == {"test": {"f1_micro": 0.71, "f1_macro": 0.64, "auroc_macro": None}, "val_f1_micro": 0.7}
-        assert meta.landzoo_version == __version__ and meta.schema_version == 1
+        assert meta.landzoo_version == __version__ and meta.schema_version == SCHEMA_VERSION
         assert meta.num_tensors == len(state)
         assert meta.num_values == sum(v.numel() for v in state.values())
 
@@ -172,10 +175,11 @@ def _save(tmp_path: Path) -> Path:
 
 
 def _edit_sidecar(path: Path, edit) -> None:
+    """Edit the sidecar and seal it again: what the checks below the seal must still refuse."""
     side = path.with_suffix(".json")
     data = json.loads(side.read_text())
     edit(data)
-    side.write_text(json.dumps(data))
+    write_sidecar(side, data)
 
 
 def test_missing_band_names_refused(tmp_path: Path) -> None:
@@ -246,3 +250,51 @@ def test_build_model_from_checkpoint(tmp_path: Path) -> None:
     assert meta.arch == "wrn10_2_eca"
     for k, v in model.state_dict().items():
         assert torch.equal(rebuilt.state_dict()[k], v), k
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda d: d["contract"]["stats"]["B02"].__setitem__("mean", d["contract"]["stats"]["B02"]["mean"] + 1.0),
+        lambda d: d["contract"].__setitem__("resample", "bilinear"),
+        lambda d: d["arch_kwargs"].__setitem__("drop_rate", 0.5),
+        lambda d: d["contract"]["bands"].reverse(),
+        lambda d: d.pop("seal"),
+    ],
+    ids=["stats", "resample", "arch_kwargs", "bands", "seal removed"],
+)
+def test_a_hand_edited_sidecar_is_refused(tmp_path: Path, edit) -> None:
+    """Any edit changes the content's digest: refused before the contract is used (a stats edit moved F1 silently)."""
+    w = _save(tmp_path)
+    side = w.with_suffix(".json")
+    data = json.loads(side.read_text())
+    edit(data)
+    side.write_text(json.dumps(data, indent=1))
+    with pytest.raises(CheckpointError, match=r"m\.json(: its seal was removed| was edited or damaged)"):
+        load_checkpoint(w)
+
+
+def test_sidecar_of_schema_1_without_seal_still_loads(tmp_path: Path) -> None:
+    w = _save(tmp_path)
+    side = w.with_suffix(".json")
+    data = json.loads(side.read_text())
+    del data["seal"]
+    data["schema_version"] = 1
+    side.write_text(json.dumps(data))
+    state, meta = load_checkpoint(w)
+    assert meta.schema_version == 1 and meta.contract == contract10() and len(state) == meta.num_tensors
+
+
+def test_weights_files_are_byte_reproducible(tmp_path: Path) -> None:
+    """The same tensors and contract give the same bytes (safetensors writes its metadata in hash order)."""
+    state = small_model().state_dict()
+    a = save_checkpoint(tmp_path / "a" / "m.safetensors", state, contract10(), arch="wrn10_2")
+    digests = {hashlib.sha256(a.read_bytes()).hexdigest()}
+    for k in range(4):
+        b = save_checkpoint(tmp_path / f"b{k}" / "m.safetensors", state, contract10(), arch="wrn10_2")
+        digests.add(hashlib.sha256(b.read_bytes()).hexdigest())
+    assert len(digests) == 1
+    from safetensors.torch import load_file
+
+    loaded = load_file(a)
+    assert all(torch.equal(loaded[k], v) for k, v in state.items())

@@ -275,10 +275,19 @@ def test_index_disagreeing_with_marker_is_reported(encoded, tmp_path: Path) -> N
     assert [d["id"] for d in res.damaged] == [data["records"][0]["id"]]
 
 
-def _rewrite_index(store: Path, column: str, row: int, value: object) -> str:
-    """Change one cell of index.parquet; returns the patch id of that row."""
+def _rewrite_index(store: Path, column: str, row: int, value: object, *, reseal: bool = True) -> str:
+    """Change one cell of index.parquet; returns the patch id of that row.
+
+    ``reseal`` records the new file's SHA-256 in the manifest and seals it again, as a consistent forgery
+    would: the checks below the checksums (labels against the shard markers, offsets) must still catch it.
+    """
+    import hashlib
+
     import pyarrow as pa
     import pyarrow.parquet as pq
+
+    from landzoo.files import sealed
+    from landzoo.store.format import canonical_json
 
     table = pq.read_table(store / "index.parquet")
     values = table.column(column).to_pylist()
@@ -287,6 +296,10 @@ def _rewrite_index(store: Path, column: str, row: int, value: object) -> str:
         table.schema.get_field_index(column), column, pa.array(values, table.schema.field(column).type)
     )
     pq.write_table(table, store / "index.parquet")
+    if reseal:
+        manifest = json.loads((store / "manifest.json").read_text())
+        manifest["index_sha256"] = hashlib.sha256((store / "index.parquet").read_bytes()).hexdigest()
+        (store / "manifest.json").write_bytes(canonical_json(sealed(manifest)))
     return str(table.column("id")[row])
 
 
@@ -298,6 +311,45 @@ def test_damaged_label_in_the_index_is_reported_by_verify(encoded, tmp_path: Pat
     victim = _rewrite_index(store, "label", 5, [1 - v for v in label])  # pixels and checksums untouched
     res = verify_store(store, progress=False)
     assert [d["id"] for d in res.damaged] == [victim] and "label" in res.damaged[0]["reason"]
+
+
+def test_edited_index_is_refused_on_open_and_by_verify(encoded, tmp_path: Path) -> None:
+    """A label flipped in index.parquet (pixels untouched) changes what is scored: its SHA-256 refuses it."""
+    store = _copy_store(encoded[0], tmp_path / "store")
+    import pyarrow.parquet as pq
+
+    label = pq.read_table(store / "index.parquet").column("label")[5].as_py()
+    _rewrite_index(store, "label", 5, [1 - v for v in label], reseal=False)
+    with pytest.raises(StoreError, match=r"index\.parquet does not match the SHA-256 its manifest records"):
+        StoreDataset(store)
+    res = verify_store(store, progress=False)
+    assert not res.ok and any("index.parquet does not match" in p for p in res.problems)
+
+
+def test_edited_manifest_is_refused_on_open_and_by_verify(encoded, tmp_path: Path) -> None:
+    """Two band names swapped in manifest.json would relabel channels: the manifest's seal refuses it."""
+    store = _copy_store(encoded[0], tmp_path / "store")
+    manifest = json.loads((store / "manifest.json").read_text())
+    bands = manifest["groups"]["10m"]["bands"]
+    bands[0], bands[1] = bands[1], bands[0]
+    (store / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    with pytest.raises(StoreError, match=r"manifest\.json was edited or damaged after encoding"):
+        StoreDataset(store)
+    res = verify_store(store, progress=False)
+    assert not res.ok and any("manifest.json was edited" in p for p in res.problems)
+    del manifest["seal"]
+    (store / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(StoreError, match="its seal was removed"):
+        StoreDataset(store)
+
+
+def test_edited_plan_is_reported_by_verify(encoded, tmp_path: Path) -> None:
+    store = _copy_store(encoded[0], tmp_path / "store")
+    plan = json.loads((store / "plan.json").read_text())
+    plan["bands"] = list(reversed(plan["bands"]))
+    (store / "plan.json").write_text(json.dumps(plan))
+    res = verify_store(store, progress=False)
+    assert res.problems == [f"{store / 'plan.json'} is not the plan this store was encoded with (edited or damaged)"]
 
 
 def test_offset_outside_its_shard_is_refused_on_open(encoded, tmp_path: Path) -> None:

@@ -18,8 +18,10 @@ import torch
 from _train_helpers import MODEL, overrides, results
 from sklearn.metrics import f1_score, precision_score
 
+from landzoo.checkpoint import write_sidecar
 from landzoo.cli import main
 from landzoo.contract import BAND_SELECTIONS, BEN19
+from landzoo.files import sealed
 
 pytestmark = pytest.mark.slow
 
@@ -136,7 +138,7 @@ def test_checkpoint_and_store_contract_mismatches_are_refused(
     manifest = json.loads((swapped / "manifest.json").read_text())
     c = manifest["classes"]
     c[0], c[1] = c[1], c[0]
-    (swapped / "manifest.json").write_text(json.dumps(manifest))
+    (swapped / "manifest.json").write_text(json.dumps(sealed(manifest)))  # sealed again: a consistent store
     _one_line_error(capsys, ["test", str(run_dir), "--data", str(swapped)], "Urban fabric")
     # a checkpoint whose sidecar claims another band order than its weights were saved with
     bad = tmp_path / "bad"
@@ -145,7 +147,7 @@ def test_checkpoint_and_store_contract_mismatches_are_refused(
     side = json.loads((run_dir / "model.json").read_text())
     b = side["contract"]["bands"]
     b[0], b[2] = b[2], b[0]
-    (bad / "model.json").write_text(json.dumps(side))
+    write_sidecar(bad / "model.json", side)  # sealed again: the weights header must still disagree
     _one_line_error(capsys, ["test", str(bad / "model.safetensors"), "--data", str(store)], "B04,B03,B02")
 
 

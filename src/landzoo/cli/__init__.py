@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from landzoo import __version__
-from landzoo.errors import LandzooError
+from landzoo.errors import LandzooError, user_message
 from landzoo.files import os_error_message
 
 #: Sub-command modules under ``landzoo.cli``, in the order ``--help`` lists them.
@@ -55,9 +55,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
-    except LandzooError as err:
-        print(f"landzoo {args.command}: error: {err}", file=sys.stderr)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handlers below, not at interpreter exit
+        return code
+    except (LandzooError, RuntimeError) as err:
+        message = user_message(err)  # a landzoo error, also one raised in a DataLoader worker process
+        if message is None:
+            raise
+        print(f"landzoo {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"landzoo {args.command}: interrupted", file=sys.stderr)

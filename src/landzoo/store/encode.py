@@ -42,7 +42,7 @@ import numpy as np
 
 from landzoo import __version__
 from landzoo.datasets import PatchError, Reader, open_dataset
-from landzoo.files import TMP_SUFFIX, with_path
+from landzoo.files import TMP_SUFFIX, sealed, with_path
 from landzoo.store.format import (
     FORMAT,
     FORMAT_VERSION,
@@ -418,13 +418,16 @@ def build_index_table(markers: Sequence[dict[str, Any]], num_classes: int) -> An
     )
 
 
-def _write_parquet(path: Path, table: Any) -> None:
+def _write_parquet(path: Path, table: Any) -> str:
+    """Write the index; returns its SHA-256 (recorded in the manifest)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="zstd")
-    atomic_write_bytes(path, sink.getvalue().to_pybytes())
+    data = sink.getvalue().to_pybytes()
+    atomic_write_bytes(path, data)
+    return sha256_hex(data)
 
 
 def _finalise(
@@ -438,7 +441,7 @@ def _finalise(
 ) -> tuple[int, int]:
     markers = [read_json(marker_path(out, s["name"])) for s in plan["shards"]]
     table = build_index_table(markers, len(reader.classes))
-    _write_parquet(out / INDEX_FILE, table)
+    index_sha256 = _write_parquet(out / INDEX_FILE, table)
     read_bad = [b for m in markers for b in m["bad"]]
     skipped = sorted(index_bad + read_bad, key=lambda b: (b["id"], b["stage"]))
     per_split: dict[str, int] = {}
@@ -477,6 +480,7 @@ def _finalise(
         "counts": {"total": total, "per_split": per_split, "skipped": len(skipped)},
         "checksum": "crc32 of each record's bytes, band groups chained in 'group_order'",
         "index": INDEX_FILE,
+        "index_sha256": index_sha256,
         "report": REPORT_FILE,
         "plan_sha256": plan_hash,
         "shard_records": plan["shard_records"],
@@ -491,7 +495,7 @@ def _finalise(
             for s, m in zip(plan["shards"], markers, strict=True)
         ],
     }
-    atomic_write_json(out / MANIFEST_FILE, manifest)
+    atomic_write_json(out / MANIFEST_FILE, sealed(manifest))
     return total, len(skipped)
 
 

@@ -18,9 +18,11 @@ object per patch, as LMDB + safetensors stores keep them, and 360x faster than t
 files so a model that wants the 10 m bands only never reads the 20 m bytes. Shards are per split so a split is a
 contiguous run of shards (a preload of the train split reads nothing else).
 
-Integrity: each record has a CRC-32 over its bytes (groups in the manifest's ``group_order``); every file is written to a
-temporary name, fsynced and renamed; a shard counts as complete only when its marker exists and its files
-have the sizes the plan says.
+Integrity: each record has a CRC-32 over its bytes (groups in the manifest's ``group_order``), checked the first
+time a process reads it; the index file's SHA-256 is in the manifest, and the manifest is sealed (the SHA-256 of
+its content), so an edited band or class name or a damaged label is refused when the store is opened; every file
+is written to a temporary name, fsynced and renamed; a shard counts as complete only when its marker exists and
+its files have the sizes the plan says.
 """
 
 from __future__ import annotations
@@ -67,7 +69,8 @@ __all__ = [
 
 #: Format name and version written into every manifest; a reader refuses other formats or newer versions.
 FORMAT = "landzoo-store"
-FORMAT_VERSION = 1
+#: 2: the manifest is sealed (SHA-256 of its content) and records the index file's SHA-256.
+FORMAT_VERSION = 2
 
 MANIFEST_FILE = "manifest.json"
 PLAN_FILE = "plan.json"

@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from landzoo import contract
+from landzoo.files import seal_mismatch
 from landzoo.store.format import (
     FORMAT,
     FORMAT_VERSION,
@@ -37,6 +38,7 @@ from landzoo.store.format import (
     StoreError,
     read_json,
     record_checksum,
+    sha256_hex,
     shard_file,
 )
 
@@ -71,6 +73,14 @@ class Store:
             raise StoreError(
                 f"{self.path} is store format version {m['format_version']}; this landzoo reads up to {FORMAT_VERSION}"
             )
+        problem = seal_mismatch(m)
+        if problem == "absent" and m["format_version"] >= 2:
+            raise StoreError(f"{self.path / MANIFEST_FILE}: its seal was removed; the manifest cannot be trusted")
+        if problem not in (None, "absent"):  # format 1 stores (before seals) have none
+            raise StoreError(
+                f"{self.path / MANIFEST_FILE} was edited or damaged after encoding ({problem}): its band, class or "
+                "shard descriptions no longer match the data; restore it or re-encode the store"
+            )
         self.manifest: dict[str, Any] = m
         self.dataset: str = m["dataset"]
         self.bands: tuple[str, ...] = tuple(m["bands"])
@@ -89,11 +99,19 @@ class Store:
         self._load_index()
 
     def _load_index(self) -> None:
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
         path = self.path / INDEX_FILE
         try:
-            table = pq.read_table(path)
+            data = path.read_bytes()
+            recorded = self.manifest.get("index_sha256")
+            if recorded is not None and sha256_hex(data) != recorded:
+                raise StoreError(
+                    f"{path} does not match the SHA-256 its manifest records (edited or damaged): its labels or "
+                    "record positions cannot be trusted; restore it or re-encode the store"
+                )
+            table = pq.read_table(pa.BufferReader(data))
         except (OSError, ValueError) as err:
             raise StoreError(f"{path} is missing or unreadable ({err})") from None
         need = {"id", "split", "label", "shard", "offset", "checksum"}

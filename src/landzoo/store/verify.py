@@ -15,12 +15,14 @@ from typing import Any
 import numpy as np
 
 from landzoo.store.format import (
+    PLAN_FILE,
     DamagedRecordError,
     StoreError,
     label_bits,
     marker_path,
     read_json,
     record_checksum,
+    sha256_hex,
 )
 from landzoo.store.reader import Store
 
@@ -59,6 +61,7 @@ def verify_store(path: str | os.PathLike, *, progress: bool = True) -> VerifyRes
         result.problems.append(str(err))
         return result
     _check_index(store, result)
+    _check_plan(store, result)
     bar = tqdm(total=len(store), desc="verifying", unit="patch", disable=not progress)
     try:
         for k, name in enumerate(store.shard_names):
@@ -129,6 +132,18 @@ def _check_index(store: Store, result: VerifyResult) -> None:
             result.problems.append(
                 f"shard {info['name']}: index has {len(rows)} patches, the manifest says {info.get('stored')}"
             )
+
+
+def _check_plan(store: Store, result: VerifyResult) -> None:
+    """``plan.json`` (what a resumed encode compares against) must be the plan the manifest was built from."""
+    path = store.path / PLAN_FILE
+    try:
+        digest = sha256_hex(path.read_bytes())
+    except OSError as err:
+        result.problems.append(f"{path} is unreadable ({err.strerror or err})")
+        return
+    if digest != store.manifest.get("plan_sha256"):
+        result.problems.append(f"{path} is not the plan this store was encoded with (edited or damaged)")
 
 
 def _check_marker(store: Store, k: int, rows: np.ndarray, result: VerifyResult) -> None:
