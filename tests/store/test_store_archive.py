@@ -56,23 +56,53 @@ def test_interrupted_unpack_resumes_and_zip_works(raw_v1: Path, tmp_path: Path) 
     assert sum(1 for p in (dest / raw_v1.name).rglob("*") if p.is_file()) == n_files
 
 
-def test_members_outside_the_folder_are_refused_or_contained(tmp_path: Path) -> None:
-    def tar_with(name: str, **kw: object) -> Path:
-        archive = tmp_path / f"{len(list(tmp_path.iterdir()))}.tar"
-        with tarfile.open(archive, "w") as tar:
-            info = tarfile.TarInfo(name)
-            for k, v in kw.items():
-                setattr(info, k, v)
-            tar.addfile(info, io.BytesIO(b"evil") if info.isfile() else None)
-        return archive
+@pytest.mark.parametrize(
+    ("name", "kw"),
+    [
+        ("../evil.txt", {"size": 4}),
+        ("a/../../evil.txt", {"size": 4}),
+        ("/abs/evil.txt", {"size": 4}),
+        ("link", {"type": tarfile.SYMTYPE, "linkname": "/etc/passwd"}),
+        ("d/link", {"type": tarfile.SYMTYPE, "linkname": "../../evil.txt"}),
+        ("hard", {"type": tarfile.LNKTYPE, "linkname": "../evil.txt"}),
+    ],
+)
+def test_members_outside_the_folder_are_refused(tmp_path: Path, name: str, kw: dict) -> None:
+    """Refused before anything is written or skipped, even when the outside target exists with the same size."""
+    outside = tmp_path / "evil.txt"
+    outside.write_bytes(b"good")  # same size as the member: an earlier version skipped (accepted) it
+    archive = tmp_path / "x.tar"
+    with tarfile.open(archive, "w") as tar:
+        info = tarfile.TarInfo(name)
+        for k, v in kw.items():
+            setattr(info, k, v)
+        tar.addfile(info, io.BytesIO(b"evil") if info.isfile() else None)
+    with pytest.raises(
+        StoreError, match=rf"refusing member {name!r} \(its (name|link target) (is absolute|points outside)"
+    ):
+        unpack_archive(archive, tmp_path / "dest", progress=False)
+    assert outside.read_bytes() == b"good" and not (tmp_path / "dest" / "abs").exists()
+    assert not Path("/abs/evil.txt").exists()
 
-    for archive in (tar_with("../evil.txt", size=4), tar_with("link", type=tarfile.SYMTYPE, linkname="/etc/passwd")):
-        with pytest.raises(StoreError, match="refusing member"):
-            unpack_archive(archive, tmp_path / "dest", progress=False)
+
+@pytest.mark.parametrize("name", ["../evil.txt", "/abs/evil.txt"])
+def test_zip_members_outside_the_folder_are_refused(tmp_path: Path, name: str) -> None:
+    archive = tmp_path / "x.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr(zipfile.ZipInfo(name), b"evil")
+    with pytest.raises(StoreError, match="refusing member"):
+        unpack_archive(archive, tmp_path / "dest", progress=False)
     assert not (tmp_path / "evil.txt").exists()
-    # an absolute name is kept inside the folder (its leading slash dropped), never written at /abs
-    unpack_archive(tar_with("/abs/evil.txt", size=4), tmp_path / "dest2", progress=False)
-    assert (tmp_path / "dest2" / "abs" / "evil.txt").read_bytes() == b"evil" and not Path("/abs/evil.txt").exists()
+
+
+def test_tar_bz2_as_bigearthnet_common_ships_it(raw_v1: Path, tmp_path: Path) -> None:
+    archive = tmp_path / "BigEarthNet-v1.0.tar.bz2"
+    with tarfile.open(archive, "w:bz2") as tar:
+        tar.add(raw_v1, arcname=raw_v1.name)
+    dest = unpack_archive(archive, tmp_path / "dest", progress=False)
+    assert dataset_root(dest) == dest / raw_v1.name
+    n_files = sum(1 for p in raw_v1.rglob("*") if p.is_file())
+    assert sum(1 for p in (dest / raw_v1.name).rglob("*") if p.is_file()) == n_files
 
 
 def test_truncated_archive_and_zstd_are_one_line_errors(raw_v1: Path, tmp_path: Path, capsys) -> None:

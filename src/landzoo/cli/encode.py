@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     import shutil
 
     from landzoo.datasets import DatasetError
-    from landzoo.store.archive import dataset_root, is_archive, unpack_archive
+    from landzoo.store.archive import ARCHIVE_SUFFIXES, dataset_root, is_archive, unpack_archive
     from landzoo.store.encode import encode
 
     reader_kwargs = parse_options(args.option)
@@ -66,6 +66,10 @@ def run(args: argparse.Namespace) -> int:
             "(`landzoo inspect -o reference_map=true` checks them)"
         )
     src, unpacked = args.src, None
+    if src.is_file() and not is_archive(src):
+        raise DatasetError(
+            f"{src} is a file: SRC is the dataset folder or its downloaded archive ({', '.join(ARCHIVE_SUFFIXES)})"
+        )
     if is_archive(src):
         unpacked = args.unpack_dir or args.out.with_name(args.out.name + ".unpacked")
         src = dataset_root(unpack_archive(args.src, unpacked, progress=not args.quiet))

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from landzoo.cli._scoring import add_scoring_arguments, check_scoring_inputs, scoring_kwargs
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -14,29 +16,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Evaluate a checkpoint (a run folder, its .ckpt, or a landzoo model.safetensors) on one split "
         "of a store. The checkpoint's data contract (bands and classes by name and order) must match the store.",
     )
-    p.add_argument("checkpoint", type=Path, help="run folder, Lightning .ckpt or model.safetensors")
-    p.add_argument("--data", required=True, type=Path, help="store folder")
-    p.add_argument("--split", default="test", help="split to evaluate (default: test)")
-    p.add_argument("--batch-size", type=int, help="batch size (default: the training config's)")
-    p.add_argument("--workers", type=int, help="loader worker processes")
-    p.add_argument("--accelerator", default="auto", help="cpu, gpu or auto (default)")
+    add_scoring_arguments(p, "evaluate")
     p.add_argument("--out", type=Path, help="write the metrics JSON here")
     p.add_argument("--per-class", action="store_true", help="also print the per-class table")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    check_scoring_inputs(args, args.out)
     from landzoo.training.run import test
 
-    res = test(
-        args.checkpoint,
-        args.data,
-        split=args.split,
-        batch_size=args.batch_size,
-        num_workers=args.workers,
-        accelerator=args.accelerator,
-        out=args.out,
-    )
+    res = test(args.checkpoint, args.data, out=args.out, **scoring_kwargs(args))
     print(json.dumps({"split": res["split"], "patches": res["test_patches"], **res["metrics"]}, indent=2))
     if args.per_class:
         for name, row in res["per_class"].items():

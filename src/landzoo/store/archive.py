@@ -1,4 +1,5 @@
-"""Unpack a downloaded archive (``.tar``, ``.tar.gz``/``.tgz``, ``.zip``) so ``encode`` can read it in one command.
+"""Unpack a downloaded archive (``.tar``, ``.tar.gz``/``.tgz``, ``.tar.bz2``, ``.tar.xz``, ``.zip``) so ``encode``
+can read it in one command (bigearthnet-common ships its examples as ``.tar.bz2``).
 
 Why unpack rather than read members in place: a gzip stream cannot be seeked, and the readers need random
 access (a split list names patches in an order unrelated to the archive's). One sequential pass decompresses
@@ -8,8 +9,10 @@ asked to keep it.
 
 Safety and resumption:
 
-* members are extracted with Python's ``data`` filter: absolute paths, ``..`` components, links that point
-  outside the folder and special files are refused with an error naming the member;
+* every member is checked before anything is written or skipped: an absolute name, a ``..`` component, a link
+  that points outside the folder (or anywhere absolute) and special files are refused with an error naming the
+  member (Python's ``data`` filter only strips a leading ``/``, and an earlier version skipped a ``../`` member
+  whose outside target already existed: nothing outside the folder may even be looked at);
 * a member already on disk with the right size is skipped (a rerun after an interruption only pays the
   decompression, not the writes); a ``.unpacked`` marker, written last, says the whole archive is there.
 ``.tar.zst`` (BigEarthNet v2's downloads) is not readable by Python 3.11's ``tarfile``: unpack it with
@@ -19,16 +22,17 @@ Safety and resumption:
 from __future__ import annotations
 
 import os
+import re
 import tarfile
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from landzoo.store.format import StoreError
 
 __all__ = ["ARCHIVE_SUFFIXES", "dataset_root", "is_archive", "unpack_archive"]
 
-ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".zip")
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tbz", ".tar.xz", ".txz", ".zip")
 _MARKER = ".unpacked"
 
 
@@ -71,6 +75,9 @@ def unpack_archive(archive: str | os.PathLike, dest: str | os.PathLike, *, progr
             else:
                 with open(archive, "rb") as raw, tarfile.open(fileobj=_Counting(raw, bar), mode="r|*") as tar:
                     for member in tar:
+                        _check_member(
+                            archive, member.name, member.linkname if member.issym() or member.islnk() else None
+                        )
                         target = dest / member.name
                         if member.isfile() and target.is_file() and target.stat().st_size == member.size:
                             continue  # extracted by an interrupted earlier run
@@ -88,13 +95,30 @@ def _unzip(archive: Path, dest: Path, bar: Any) -> None:
     root = dest.resolve()
     with zipfile.ZipFile(archive) as zf:
         for info in zf.infolist():
+            _check_member(archive, info.filename, None)
             target = (dest / info.filename).resolve()
-            if not target.is_relative_to(root) or Path(info.filename).is_absolute():
+            if not target.is_relative_to(root):  # pragma: no cover - _check_member refuses every such name
                 raise StoreError(f"{archive}: refusing member {info.filename!r} (it points outside the folder)")
             bar.update(info.compress_size)
             if info.is_dir() or (target.is_file() and target.stat().st_size == info.file_size):
                 continue
             zf.extract(info, dest)
+
+
+def _check_member(archive: Path, name: str, link: str | None) -> None:
+    """Refuse a member whose name (or link target) is absolute or climbs out of the folder with ``..``."""
+    for what, value in (("name", name), ("link target", link)):
+        if value is None:
+            continue
+        parts = PurePosixPath(value.replace("\\", "/")).parts
+        if value.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", value):
+            raise StoreError(f"{archive}: refusing member {name!r} (its {what} is absolute)")
+        depth = 0
+        base = PurePosixPath(name).parent.parts if what == "link target" else ()
+        for part in (*base, *parts):
+            depth += -1 if part == ".." else (0 if part in ("", ".") else 1)
+            if depth < 0:
+                raise StoreError(f"{archive}: refusing member {name!r} (its {what} points outside the folder)")
 
 
 def dataset_root(dest: str | os.PathLike) -> Path:

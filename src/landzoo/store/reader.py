@@ -33,6 +33,7 @@ from landzoo.store.format import (
     FORMAT_VERSION,
     INDEX_FILE,
     MANIFEST_FILE,
+    PLAN_FILE,
     DamagedRecordError,
     GroupSpec,
     StoreError,
@@ -42,7 +43,7 @@ from landzoo.store.format import (
     shard_file,
 )
 
-__all__ = ["VERIFY_MODES", "Store", "StoreBatchSampler", "StoreDataset", "Verify", "batch_plan"]
+__all__ = ["VERIFY_MODES", "Store", "StoreBatchSampler", "StoreDataset", "Verify", "batch_plan", "check_store_folder"]
 
 Mode = Literal["mmap", "ram", "device"]
 Verify = Literal["once", "always", "off"]
@@ -54,18 +55,51 @@ VERIFY_MODES: dict[str, str] = {
 }
 
 
+#: File suffixes of images and scenes: given where a store is expected, they get a pointer to ``landzoo map``.
+_IMAGE_SUFFIXES = (".tif", ".tiff", ".jp2", ".vrt", ".zip", ".safe")
+
+
+def check_store_folder(path: str | os.PathLike) -> Path:
+    """``path`` if it is a complete store folder; otherwise a :class:`StoreError` saying what it is instead.
+
+    A user may pass a GeoTIFF or a scene (to be mapped), a raw dataset folder (to be encoded), an interrupted
+    encode (to be finished) or a typo: each gets the message that tells the next step.
+    """
+    p = Path(path)
+    if p.is_file() or p.suffix.lower() == ".safe":
+        hint = (
+            f"to classify an image or a Sentinel-2 scene, use `landzoo map CHECKPOINT {p} --out DIR`"
+            if p.name.lower().endswith(_IMAGE_SUFFIXES)
+            else "a store is the folder `landzoo encode` writes"
+        )
+        raise StoreError(f"{p} is a file, not a landzoo store; {hint}")
+    if not p.is_dir():
+        raise StoreError(f"data store {p} does not exist; build one with `landzoo encode`")
+    if (p / MANIFEST_FILE).is_file():
+        return p
+    if (p / PLAN_FILE).is_file():
+        raise StoreError(
+            f"{p} is an unfinished landzoo store (an encode was interrupted): run the same `landzoo encode` "
+            "command again to finish it"
+        )
+    raw = (
+        next(iter(p.glob("*.tif")), None)
+        or next(iter(p.glob("*/*.tif")), None)
+        or next(iter(p.glob("*/*/*.tif")), None)
+    )
+    if raw is not None or (p / "metadata.parquet").is_file():
+        raise StoreError(
+            f"{p} is a raw dataset folder, not a store: encode it first with "
+            f"`landzoo encode --dataset NAME {p} --out STORE` and pass the store"
+        )
+    raise StoreError(f"{p} is not a landzoo store (it has no {MANIFEST_FILE}); build one with `landzoo encode`")
+
+
 class Store:
     """An encoded store opened for reading: its manifest (the data contract) and its index as arrays."""
 
     def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
-        if not self.path.is_dir():
-            raise StoreError(f"store {self.path} does not exist")
-        if not (self.path / MANIFEST_FILE).is_file():
-            raise StoreError(
-                f"{self.path} is not a complete landzoo store (no {MANIFEST_FILE}); "
-                "if an encode was interrupted, run the same `landzoo encode` command again to finish it"
-            )
+        self.path = check_store_folder(path)
         m = read_json(self.path / MANIFEST_FILE)
         if m.get("format") != FORMAT or not isinstance(m.get("format_version"), int):
             raise StoreError(f"{self.path / MANIFEST_FILE} is not a {FORMAT} manifest")
