@@ -4,7 +4,8 @@ Each sub-command module exposes ``register(subparsers)``, which adds its parser 
 Heavy imports (torch, rasterio) happen inside the commands, so ``landzoo --help`` is instant.
 Any :class:`~landzoo.errors.LandzooError` becomes one line on stderr and exit code 2; an ``OSError`` (a full
 disk, a read-only folder, a missing permission) one line naming the path and exit code 1; a closed pipe
-(``landzoo info STORE | head``) ends the command quietly with the shell's SIGPIPE status, 141.
+(``landzoo info STORE | head``) ends the command quietly with the shell's SIGPIPE status, 141; SIGTERM and
+Ctrl-C unwind the command (temporary files removed) and say how to resume, with status 143 and 130.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from landzoo import __version__
@@ -51,9 +54,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Commands that run a Lightning Trainer: Lightning's SIGTERM handler (which calls any handler installed before
+#: it) saves a checkpoint and stops the run at the end of a step; raising from a handler of ours would cut that
+#: short, so these commands leave SIGTERM to it.
+TRAINER_COMMANDS = frozenset({"demo", "fit", "test", "predict", "benchmark", "transfer", "scale"})
+
+
+class Terminated(BaseException):
+    """SIGTERM (a cluster's preemption, ``kill``) turned into an exception, so ``finally`` blocks clean up.
+
+    A BaseException like KeyboardInterrupt: no ``except Exception`` swallows it. Lightning installs its own
+    SIGTERM handler while a Trainer runs (it checkpoints and stops ``fit``); this one covers everything else.
+    """
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command not in TRAINER_COMMANDS and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, inside the handlers below, not at interpreter exit
@@ -67,6 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"landzoo {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print(
+            f"landzoo {args.command}: terminated (SIGTERM); run the same command again to continue where it stopped",
+            file=sys.stderr,
+        )
+        return 143
     except BrokenPipeError:
         # the reader of our output went away (``| head``): nothing more to say; keep Python's exit-time
         # flush of stdout from raising again

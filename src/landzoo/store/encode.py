@@ -29,6 +29,7 @@ import errno
 import itertools
 import multiprocessing as mp
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -107,6 +108,8 @@ def _init_worker(
 ) -> None:
     if die_with_parent:
         _die_with_parent()
+        # a SIGTERM to the process group stops the workers outright; the main process unwinds and cleans up
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _W.clear()
     _W.update(reader=reader, specs=specs, store=Path(store), skip_bad=skip_bad, maps={})
 
