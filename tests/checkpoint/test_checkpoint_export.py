@@ -9,9 +9,10 @@ import pytest
 import torch
 import yaml
 
-from landzoo.checkpoint import CheckpointError, DataContract, export_checkpoint, load_checkpoint, save_checkpoint
+from landzoo.checkpoint import CheckpointError, DataContract, load_checkpoint, save_checkpoint
 from landzoo.cli import main
 from landzoo.contract import BEN19
+from landzoo.export import export_checkpoint
 
 METRICS = {
     "test_f1_micro": 0.7123456,

@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from landzoo.checkpoint import export_checkpoint
+    from landzoo.export import export_checkpoint
 
     paths = export_checkpoint(args.checkpoint, args.out, overwrite=args.overwrite)
     for p in paths.values():
