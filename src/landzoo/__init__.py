@@ -11,7 +11,8 @@ The package is laid out by role:
 * :mod:`landzoo.metrics`: the multi-label metrics, synchronised across processes;
 * :mod:`landzoo.training`: the Lightning module, protocols, cost measurement, benchmark and leaderboard;
 * :mod:`landzoo.checkpoint`: checkpoints that carry their data contract;
-* :mod:`landzoo.export`: the model-hub folder and its model card;
+* :mod:`landzoo.export`: the model-hub folder (loadable by timm), ONNX, TorchScript and ``torch.export`` graphs;
+* :mod:`landzoo.inference`: :func:`load_model`, a trained model with its contract and transform, from Python;
 * :mod:`landzoo.transfer`: band-aware transfer to SEN12MS, EuroSAT and BigEarthNet v2;
 * :mod:`landzoo.cli`: the ``landzoo`` command.
 
@@ -33,16 +34,16 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "load_model"]
 
-#: Attributes imported on first use: each pulls in torch.
-_LAZY: dict[str, str] = {}
+#: Attributes imported on first use (each pulls in torch).
+_LAZY = {"load_model": "landzoo.inference"}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
-    if name in ("models", "checkpoint", "export", "transforms", "metrics", "scaling"):
+    if name in ("models", "checkpoint", "export", "inference", "transforms", "metrics", "scaling"):
         return importlib.import_module(f"landzoo.{name}")
     raise AttributeError(f"module 'landzoo' has no attribute {name!r}")
 
