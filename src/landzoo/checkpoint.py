@@ -571,6 +571,10 @@ def load_checkpoint(path: str | os.PathLike, *, verify: bool = True) -> tuple[di
         raise CheckpointError(
             f"checkpoint {path}: the weights header says bands {hb} but the sidecar says {_names(meta.contract.bands)}"
         )
+    # an export folder (landzoo.export) stores the backbone's own keys, as timm loads them: give the model's keys
+    prefix = header.get("landzoo_key_prefix")
+    if prefix:
+        state = {prefix + k: v for k, v in state.items()}
     return state, meta
 
 

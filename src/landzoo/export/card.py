@@ -89,8 +89,94 @@ def _metric_tables(metrics: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def render_model_card(meta: CheckpointMeta) -> str:
-    """The ``README.md`` of an exported model: contract, metrics table, loading snippet, config, provenance."""
+def _band_groups(config: Mapping[str, Any]) -> list[str]:
+    groups = config.get("band_groups") or {}
+    px = {i["name"]: i["shape"][-1] for i in config.get("graph_inputs") or []}
+    rows = [[g, ",".join(b), px.get(g, "")] for g, b in groups.items()]
+    return [
+        "Band groups (bands sharing a pixel grid; landzoo stores and feeds each at its native resolution):",
+        _table(["group", "bands", "px in the graphs"], rows),
+    ]
+
+
+def _loading(meta: CheckpointMeta, config: Mapping[str, Any] | None) -> list[str]:
+    dc = meta.contract
+    out = [
+        "## How to load it",
+        "With landzoo (the model takes the raw band groups as a dict, or the stacked normalised tensor):",
+        _code(
+            "import landzoo",
+            "",
+            'loaded = landzoo.load_model("THIS_FOLDER")   # checks the weights against landzoo.json',
+            "loaded.contract.check_compatible(data_bands, data_classes)  # refuses other band/class orders",
+            "probs = loaded.model.predict_proba(band_groups)  # {group: raw tensor [B, C, H, W]} -> [B, classes]",
+        ),
+        'The lower-level calls: `landzoo.checkpoint.load_checkpoint("THIS_FOLDER")` (state dict and metadata) and '
+        '`landzoo.checkpoint.build_model_from_checkpoint("THIS_FOLDER")`.',
+    ]
+    if not config:
+        return out
+    args = ", ".join(f"{k}={v!r}" for k, v in config["model_args"].items())
+    size = tuple(config["pretrained_cfg"]["input_size"])
+    out += [
+        "With timm (`import landzoo` first: it registers landzoo's own architectures in timm):",
+        _code(
+            "import landzoo, timm",
+            "",
+            'net = timm.create_model("local-dir:THIS_FOLDER", pretrained=True)',
+            "# or from the weights file alone:",
+            f'net = timm.create_model("{config["architecture"]}", pretrained=True, {args},',
+            '                        pretrained_cfg_overlay=dict(file="THIS_FOLDER/model.safetensors", '
+            f"num_classes={len(dc.classes)}, input_size={size}))",
+        ),
+        f"timm's network takes the stacked input `float32[B, {len(dc.bands)}, {dc.input_size}, {dc.input_size}]`: "
+        "the bands in the channel order above, each normalised with its `mean`/`std` (raw units, also in "
+        "`config.json`'s `pretrained_cfg`) and resampled to the input size. Its weights are the checkpoint's "
+        "without landzoo's `backbone.` prefix.",
+    ]
+    graphs = config.get("graphs") or []
+    if graphs:
+        inputs = config.get("graph_inputs") or []
+        rows = [
+            [i["name"], "x".join(map(str, i["shape"])), i["dtype"], ",".join(i["bands"]), i["values"]] for i in inputs
+        ]
+        checks = [[r["file"], r["format"], f"{r['max_abs_diff']:.3g}", f"{r['tolerance']:g}"] for r in graphs]
+        feed = ", ".join(f'"{i["name"]}": x_{i["name"]}' for i in inputs)
+        positional = ", ".join(f"x_{i['name']}" for i in inputs)
+        files = {r["format"]: r["file"] for r in graphs}
+        lines = ["import onnxruntime, torch", ""]
+        if "onnx" in files:
+            lines.append(
+                f'logits, probs = onnxruntime.InferenceSession("THIS_FOLDER/{files["onnx"]}").run(None, {{{feed}}})'
+            )
+        if "torchscript" in files:
+            lines.append(f'logits, probs = torch.jit.load("THIS_FOLDER/{files["torchscript"]}")({positional})')
+        if "torch-export" in files:
+            lines.append(
+                f'logits, probs = torch.export.load("THIS_FOLDER/{files["torch-export"]}").module()({positional})'
+            )
+        out += [
+            "### Graphs (no model code needed)",
+            "Inputs (the batch size is free), outputs `logits` and `probabilities`, "
+            f"`float32[batch, {len(dc.classes)}]` in the class order above:",
+            _table(["input", "shape", "dtype", "bands", "values"], rows),
+            "Each file was loaded back and compared with the PyTorch model when it was written:",
+            _table(["file", "format", "max abs difference", "tolerance"], checks),
+            _code(*lines),
+        ]
+    return out
+
+
+def _code(*lines: str) -> str:
+    return "```python\n" + "\n".join(lines) + "\n```"
+
+
+def render_model_card(meta: CheckpointMeta, *, config: Mapping[str, Any] | None = None) -> str:
+    """The ``README.md`` of an exported model: contract, metrics table, loading snippets, config, provenance.
+
+    ``config``: the folder's ``config.json`` (:func:`landzoo.export.hub.timm_config`), for the timm and graph
+    sections and the band groups.
+    """
     import yaml
 
     dc = meta.contract
@@ -123,15 +209,8 @@ def render_model_card(meta: CheckpointMeta) -> str:
         f"`{meta.arch}` with arguments `{json.dumps(meta.arch_kwargs, sort_keys=True)}`; "
         f"{meta.num_values:,} stored values in {meta.num_tensors} tensors (parameters and buffers such as "
         "normalisation statistics).",
-        "## How to load it",
-        "```python\n"
-        "from landzoo.checkpoint import load_checkpoint, build_model_from_checkpoint\n\n"
-        'state_dict, meta = load_checkpoint("THIS_FOLDER")   # checks the weights against landzoo.json\n'
-        "meta.contract.check_compatible(data_bands, data_classes)  # refuses other band/class orders\n"
-        'model, meta = build_model_from_checkpoint("THIS_FOLDER")  # the zoo model with these weights\n'
-        "```",
-        "Without landzoo: `model.safetensors` is a plain safetensors file (its header repeats the band order); "
-        "`config.json` holds the architecture and the data contract.",
+        *(_band_groups(config) if config else []),
+        *_loading(meta, config),
         "## Training configuration",
         "```yaml\n" + (yaml.safe_dump(meta.config, sort_keys=False).rstrip() if meta.config else "{}") + "\n```",
         "## Provenance",
@@ -142,7 +221,7 @@ def render_model_card(meta: CheckpointMeta) -> str:
                 ["git commit", (meta.git_commit or "unknown") + (" (uncommitted changes)" if meta.git_dirty else "")],
                 ["created", meta.created],
                 ["checkpoint schema", meta.schema_version],
-                ["weights sha256", f"`{meta.weights_sha256}`"],
+                ["checkpoint weights sha256", f"`{meta.weights_sha256}`"],
             ],
         ),
     ]
