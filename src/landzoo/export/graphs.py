@@ -201,6 +201,20 @@ def _write_onnx(t: _Tracing, path: Path) -> None:
         verbose=False,
     )
     onnx_program.save(str(path))
+    _name_batch_dim(path)
+
+
+def _name_batch_dim(path: Path) -> None:
+    """Call the symbolic batch dimension ``batch`` (torch names it after an internal symbol such as ``s31``)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    symbols = {vi.type.tensor_type.shape.dim[0].dim_param for vi in model.graph.input} - {""}
+    for vi in [*model.graph.input, *model.graph.output, *model.graph.value_info]:
+        for dim in vi.type.tensor_type.shape.dim:
+            if dim.dim_param in symbols:
+                dim.dim_param = "batch"
+    onnx.save(model, str(path))
 
 
 def _run_onnx(path: Path, spec: GraphSpec) -> Callable[[tuple[Tensor, ...]], list[np.ndarray]]:
