@@ -200,8 +200,8 @@ def test_export_refuses_non_empty_destination(exported, tmp_path: Path) -> None:
 
 
 def test_cli_export_with_a_graph(exported, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    ckpt, _, _ = exported
-    assert main(["export", str(ckpt), "--out", str(tmp_path / "hub"), "--format", "torchscript"]) == 0
+    ckpt, _, _ = exported  # given as its run folder (model.safetensors + model.json), as `landzoo fit` leaves it
+    assert main(["export", str(ckpt.parent), "--out", str(tmp_path / "hub"), "--format", "torchscript"]) == 0
     out = capsys.readouterr().out
     assert "README.md" in out and "max |torchscript - PyTorch| = " in out
     assert (tmp_path / "hub" / "model.torchscript.pt").is_file()

@@ -48,8 +48,8 @@ __all__ = ["KEY_PREFIX", "ExportResult", "export_checkpoint", "timm_config"]
 
 #: Prefix of every weight of a landzoo model (its ``backbone`` attribute); exported weights go without it.
 KEY_PREFIX = "backbone."
-#: safetensors header entries an export adds (the reader side: ``landzoo.checkpoint.load_checkpoint`` and
-#: ``landzoo.models._common.HEADER_TIMM_ARGS``).
+#: safetensors header entry naming the prefix the weights' keys lost (read by ``landzoo.checkpoint.load_checkpoint``;
+#: the timm build arguments are ``landzoo.models._common.HEADER_TIMM_ARGS``).
 HEADER_KEY_PREFIX = "landzoo_key_prefix"
 
 
@@ -199,6 +199,7 @@ def export_checkpoint(
     a graph (and timm's rebuild) may show. ``log``: a callable given one line per file written (e.g. ``print``).
     """
     from landzoo.export import graphs as g
+    from landzoo.models._common import HEADER_TIMM_ARGS
 
     unknown = [f for f in formats if f not in g.FORMATS]
     if unknown:
@@ -223,7 +224,7 @@ def export_checkpoint(
         **_weights_header(weights_src),
         HEADER_KEY_PREFIX: KEY_PREFIX,
         "landzoo_timm_arch": arch,
-        "landzoo_timm_args": json.dumps(args, sort_keys=True),
+        HEADER_TIMM_ARGS: json.dumps(args, sort_keys=True),
     }
     _write_weights(state, header, paths["weights"])
     sidecar = json.loads(sidecar_src.read_text(encoding="utf-8"))
