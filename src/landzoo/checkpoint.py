@@ -37,7 +37,6 @@ import json
 import math
 import os
 import re
-import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -62,13 +61,13 @@ __all__ = [
     "DataContract",
     "build_model_from_checkpoint",
     "checkpoint_paths",
-    "export_checkpoint",
     "file_sha256",
     "git_commit",
     "load_checkpoint",
     "read_meta",
-    "render_model_card",
+    "safetensors_bytes",
     "save_checkpoint",
+    "write_json",
     "write_sidecar",
 ]
 
@@ -445,14 +444,14 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def _write_json(path: Path, obj: Any) -> None:
+def write_json(path: Path, obj: Any) -> None:
     text = json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
 
 
 def write_sidecar(path: Path, doc: Mapping[str, Any]) -> None:
     """Write a sidecar with its seal: the only way landzoo writes one (``save_checkpoint``, ``export``)."""
-    _write_json(path, sealed(doc))
+    write_json(path, sealed(doc))
 
 
 def check_seal(data: Mapping[str, Any], source: str) -> None:
@@ -470,7 +469,7 @@ def check_seal(data: Mapping[str, Any], source: str) -> None:
         )
 
 
-def _safetensors_bytes(tensors: Mapping[str, Any], metadata: Mapping[str, str]) -> bytes:
+def safetensors_bytes(tensors: Mapping[str, Any], metadata: Mapping[str, str]) -> bytes:
     """The safetensors file for ``tensors``, byte-reproducible: the header's keys sorted.
 
     (safetensors serialises its metadata from a hash map, so two saves of the same tensors differ in the
@@ -550,7 +549,7 @@ def save_checkpoint(
         "config": _jsonable(dict(config or {}), "config"),
         "metrics": _jsonable(dict(metrics or {}), "metrics"),
     }
-    data = _safetensors_bytes(tensors, header)
+    data = safetensors_bytes(tensors, header)
     try:
         atomic_write(weights_path, lambda p: p.write_bytes(data))
     except OSError as err:
@@ -622,6 +621,10 @@ def load_checkpoint(path: str | os.PathLike, *, verify: bool = True) -> tuple[di
         raise CheckpointError(
             f"checkpoint {path}: the weights header says bands {hb} but the sidecar says {_names(meta.contract.bands)}"
         )
+    # an export folder (landzoo.export) stores the backbone's own keys, as timm loads them: give the model's keys
+    prefix = header.get("landzoo_key_prefix")
+    if prefix:
+        state = {prefix + k: v for k, v in state.items()}
     return state, meta
 
 
@@ -657,191 +660,3 @@ def build_model_from_checkpoint(path: str | os.PathLike, *, strict: bool = True)
             f"checkpoint {path}: weights do not fit {meta.arch} with {meta.arch_kwargs}: {' '.join(first[:3])}"
         ) from None
     return model, meta
-
-
-# --------------------------------------------------------------------------------------------------
-# export: a model-hub style folder
-# --------------------------------------------------------------------------------------------------
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, bool) or v is None:
-        return "n/a" if v is None else str(v)
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            return "n/a"
-        if v.is_integer() and abs(v) >= 2:
-            return f"{v:.0f}"
-        return f"{v:.4f}"
-    return str(v)
-
-
-def _md_cell(s: Any) -> str:
-    return str(s).replace("|", "\\|").replace("\n", " ")
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(_md_cell(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-def _is_number(v: Any) -> bool:
-    return (isinstance(v, int | float) and not isinstance(v, bool)) or v is None
-
-
-_SPLITS = ("train", "val", "test")
-
-
-def _metric_tables(metrics: Mapping[str, Any]) -> list[str]:
-    """Markdown tables for the metrics dict: flat ``{name: value}``, ``{split: {name: value}}`` or
-    ``{"<split>_<name>": value}`` (pivoted to one column per split); ``per_class`` blocks get their own table."""
-    columns: dict[str, dict[str, Any]] = {}
-    per_class: dict[str, Mapping[str, Any]] = {}
-    other: list[str] = []
-    for key, value in metrics.items():
-        if key == "per_class" and isinstance(value, Mapping):
-            per_class["all"] = value
-        elif isinstance(value, Mapping):
-            for k, v in value.items():
-                if k == "per_class" and isinstance(v, Mapping):
-                    per_class[key] = v
-                elif _is_number(v):
-                    columns.setdefault(key, {})[k] = v
-                else:
-                    other.append(f"{key}.{k}")
-        elif _is_number(value):
-            split, _, name = key.partition("_")
-            if split in _SPLITS and name:
-                columns.setdefault(split, {})[name] = value
-            else:
-                columns.setdefault("value", {})[key] = value
-        else:
-            other.append(key)
-    out = []
-    if columns:
-        names: list[str] = []
-        for col in columns.values():
-            names += [n for n in col if n not in names]
-        cols = list(columns)
-        out.append(_table(["metric", *cols], [[n, *(_fmt(columns[c].get(n)) for c in cols)] for n in names]))
-    for split, rows in per_class.items():
-        fields: list[str] = []
-        for row in rows.values():
-            if isinstance(row, Mapping):
-                fields += [f for f, v in row.items() if f not in fields and _is_number(v)]
-        title = "Per-class metrics" + ("" if split == "all" else f" ({split})")
-        body = [[name, *(_fmt(row.get(f)) for f in fields)] for name, row in rows.items() if isinstance(row, Mapping)]
-        out.append(f"**{title}**\n\n" + _table(["class", *fields], body))
-    if other:
-        out.append("Other entries (see `landzoo.json`): " + ", ".join(f"`{o}`" for o in other))
-    return out
-
-
-def render_model_card(meta: CheckpointMeta) -> str:
-    """The ``README.md`` of an exported model: contract, metrics table, loading snippet, config, provenance."""
-    import yaml
-
-    dc = meta.contract
-    tags = ["landzoo", "sentinel-2", "land-cover", "remote-sensing", "image-classification", meta.arch, dc.class_set]
-    front = yaml.safe_dump(
-        {"library_name": "landzoo", "tags": tags, "pipeline_tag": "image-classification"}, sort_keys=False
-    )
-    band_rows = [
-        [i, b, contract.BANDS[b].sensor, f"{contract.BANDS[b].gsd_m} m", _fmt(m), _fmt(s)]
-        for i, (b, (m, s)) in enumerate(dc.stats.items())
-    ]
-    parts = [
-        f"---\n{front}---",
-        f"# {meta.arch}: {dc.class_set} land-cover classifier ({len(dc.bands)} bands, {dc.input_size} px)",
-        "Exported by `landzoo export`. The weights only make sense with the data contract below: feed the bands "
-        "in exactly this order, normalised as `(x - mean) / std` with raw values (Sentinel-2 digital numbers, "
-        f"Sentinel-1 dB), each band group resampled ({dc.resample}) to {dc.input_size} x {dc.input_size} px. "
-        "The outputs are one logit per class, in the class order below (sigmoid for probabilities).",
-        "## Data contract",
-        f"Input bands, channel order: `{_names(dc.bands)}`",
-        _table(["channel", "band", "sensor", "native GSD", "mean", "std"], band_rows),
-        f"Input size: {dc.input_size} x {dc.input_size} px; resampling: {dc.resample}.",
-        f"Classes ({dc.class_set}, {len(dc.classes)} outputs, in order):",
-        "\n".join(f"{i}. {c}" for i, c in enumerate(dc.classes)),
-        "## Metrics",
-        *(_metric_tables(meta.metrics) or ["No metrics were recorded with this checkpoint."]),
-        "Metric definitions: landzoo `docs/metrics.md` (threshold 0.5 unless the config says otherwise; "
-        "`paper_accuracy_*` is the Jaccard-style accuracy of Papoutsis et al.).",
-        "## Architecture",
-        f"`{meta.arch}` with arguments `{json.dumps(meta.arch_kwargs, sort_keys=True)}`; "
-        f"{meta.num_values:,} stored values in {meta.num_tensors} tensors (parameters and buffers such as "
-        "normalisation statistics).",
-        "## How to load it",
-        "```python\n"
-        "from landzoo.checkpoint import load_checkpoint, build_model_from_checkpoint\n\n"
-        'state_dict, meta = load_checkpoint("THIS_FOLDER")   # checks the weights against landzoo.json\n'
-        "meta.contract.check_compatible(data_bands, data_classes)  # refuses other band/class orders\n"
-        'model, meta = build_model_from_checkpoint("THIS_FOLDER")  # the zoo model with these weights\n'
-        "```",
-        "Without landzoo: `model.safetensors` is a plain safetensors file (its header repeats the band order); "
-        "`config.json` holds the architecture and the data contract.",
-        "## Training configuration",
-        "```yaml\n" + (yaml.safe_dump(meta.config, sort_keys=False).rstrip() if meta.config else "{}") + "\n```",
-        "## Provenance",
-        _table(
-            ["item", "value"],
-            [
-                ["landzoo version", meta.landzoo_version],
-                ["git commit", (meta.git_commit or "unknown") + (" (uncommitted changes)" if meta.git_dirty else "")],
-                ["created", meta.created],
-                ["checkpoint schema", meta.schema_version],
-                ["weights sha256", f"`{meta.weights_sha256}`"],
-            ],
-        ),
-    ]
-    return "\n\n".join(parts) + "\n"
-
-
-def export_checkpoint(
-    checkpoint: str | os.PathLike, out: str | os.PathLike, *, overwrite: bool = False
-) -> dict[str, Path]:
-    """Write a model-hub style folder: ``model.safetensors``, ``landzoo.json``, ``config.json``, ``README.md``.
-
-    The folder is itself a landzoo checkpoint (``load_checkpoint(out)`` works). An existing non-empty
-    ``out`` is refused unless ``overwrite``.
-    """
-    meta = read_meta(checkpoint, verify=True)
-    weights_src, sidecar_src = checkpoint_paths(checkpoint)
-    dest = Path(out)
-    if dest.exists() and not dest.is_dir():
-        raise CheckpointError(f"export destination {dest} exists and is not a folder")
-    if dest.is_dir() and any(dest.iterdir()) and not overwrite:
-        raise CheckpointError(f"export destination {dest} is not empty (use --overwrite to replace its files)")
-    dest.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "weights": dest / FOLDER_WEIGHTS,
-        "sidecar": dest / FOLDER_SIDECAR,
-        "config": dest / "config.json",
-        "card": dest / "README.md",
-    }
-    if paths["weights"].resolve() != weights_src.resolve():
-        atomic_write(paths["weights"], lambda p: shutil.copyfile(weights_src, p))
-    if file_sha256(paths["weights"]) != meta.weights_sha256:  # pragma: no cover - a copy that went wrong
-        raise CheckpointError(f"copying {weights_src} to {paths['weights']} changed its content")
-    sidecar = json.loads(sidecar_src.read_text(encoding="utf-8"))
-    sidecar.setdefault("weights", {})["file"] = FOLDER_WEIGHTS
-    write_sidecar(paths["sidecar"], sidecar)
-    dc = meta.contract
-    config = {
-        "library_name": "landzoo",
-        "architecture": meta.arch,
-        "arch_kwargs": meta.arch_kwargs,
-        "in_chans": len(dc.bands),
-        "num_classes": len(dc.classes),
-        "contract": dc.to_dict(),
-        "landzoo_version": meta.landzoo_version,
-        "git_commit": meta.git_commit,
-        "schema_version": meta.schema_version,
-    }
-    _write_json(paths["config"], config)
-    card = render_model_card(meta)
-    atomic_write(paths["card"], lambda p: p.write_text(card, encoding="utf-8"))
-    return paths

@@ -86,6 +86,10 @@ def _device_matrix(in_size: int, out_size: int, device: torch.device, dtype: tor
         return tf_bicubic_matrix(in_size, out_size, device=device).to(dtype)
 
 
+def _export_matrix(in_size: int, out_size: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    return tf_bicubic_matrix(in_size, out_size, device=device).to(dtype)
+
+
 def resample(x: Tensor, size: int, mode: str = "bicubic") -> Tensor:
     """Resample a ``[B, C, H, W]`` float batch to ``size x size`` (no-op when it already is)."""
     if mode not in RESAMPLE_MODES:
@@ -93,8 +97,11 @@ def resample(x: Tensor, size: int, mode: str = "bicubic") -> Tensor:
     if x.shape[-2:] == (size, size):
         return x
     if mode == "bicubic":
-        h = _device_matrix(x.shape[-2], size, x.device, x.dtype)
-        w = h if x.shape[-1] == x.shape[-2] else _device_matrix(x.shape[-1], size, x.device, x.dtype)
+        # torch.export (ONNX, .pt2) traces with fake tensors: build the matrices afresh (they become constants of
+        # the graph) rather than leave fake tensors in the cache that later eager calls would be handed
+        matrix = _export_matrix if torch.compiler.is_exporting() else _device_matrix
+        h = matrix(x.shape[-2], size, x.device, x.dtype)
+        w = h if x.shape[-1] == x.shape[-2] else matrix(x.shape[-1], size, x.device, x.dtype)
         return torch.matmul(torch.matmul(h, x), w.transpose(0, 1))
     if mode == "torch-bicubic":
         return F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False)

@@ -260,7 +260,7 @@ def test_truncated_shard_is_named_by_verify_and_on_read(encoded, tmp_path: Path)
 def test_incomplete_store_is_refused(encoded, tmp_path: Path) -> None:
     store = _copy_store(encoded[0], tmp_path / "store")
     (store / "manifest.json").unlink()
-    with pytest.raises(StoreError, match=r"not a complete landzoo store.*run the same `landzoo encode`"):
+    with pytest.raises(StoreError, match=r"unfinished landzoo store.*run the same `landzoo encode`"):
         StoreDataset(store)
     assert not verify_store(store, progress=False).ok
 

@@ -17,7 +17,9 @@ default is translated:
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -189,6 +191,95 @@ def timm_cfg(size: int, first_conv: str, classifier: str, *, fixed_input_size: b
     return cfg
 
 
+#: safetensors header entry of an exported weight file (``landzoo export``): the keyword arguments that build its
+#: network through timm (``in_chans``, ``num_classes`` and the architecture's options), as JSON.
+HEADER_TIMM_ARGS = "landzoo_timm_args"
+
+
+def _weights_file(cfg: dict[str, Any]) -> Path | None:
+    """The weight file a resolved timm config points at (``file=``, or ``local-dir:`` folder's model file)."""
+    loc = cfg.get("file")
+    if not loc:
+        return None
+    path = Path(loc)
+    if path.is_dir():
+        found = sorted(path.glob("*.safetensors"))
+        return path / "model.safetensors" if (path / "model.safetensors").is_file() else (found[0] if found else None)
+    return path
+
+
+def _exported_args(path: Path | None) -> dict[str, Any]:
+    """The timm build arguments a landzoo-exported safetensors file records in its header ({} for other files)."""
+    if path is None or path.suffix != ".safetensors" or not path.is_file():
+        return {}
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+        return dict(json.loads(header[HEADER_TIMM_ARGS])) if HEADER_TIMM_ARGS in header else {}
+    except Exception as err:  # a damaged file: say which
+        raise ModelError(f"cannot read the weights {path}: {err}") from None
+
+
+def _resolve_cfg(name: str, pretrained_cfg: Any, pretrained_cfg_overlay: Any) -> dict[str, Any]:
+    from timm.models import resolve_pretrained_cfg
+
+    cfg = resolve_pretrained_cfg(name, pretrained_cfg=pretrained_cfg, pretrained_cfg_overlay=pretrained_cfg_overlay)
+    return cfg.to_dict()
+
+
+def exported_args(name: str, pretrained: bool, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The timm build arguments recorded by the weight file that ``pretrained=True`` will load ({} otherwise).
+
+    A registered entry point merges them under its own ``kwargs`` (explicit arguments win), so that
+    ``timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=EXPORTED))`` rebuilds the network
+    the file was exported from (band count, class count, architecture options) without repeating them.
+    """
+    if not pretrained:
+        return {}
+    cfg = _resolve_cfg(name, kwargs.get("pretrained_cfg"), kwargs.get("pretrained_cfg_overlay"))
+    return _exported_args(_weights_file(cfg))
+
+
+def pretrained_cfg_to_load(name: str, pretrained_cfg: Any, pretrained_cfg_overlay: Any) -> dict[str, Any]:
+    """The timm config that loads the weights named by ``pretrained_cfg``/``pretrained_cfg_overlay``, for ``name``.
+
+    landzoo ships no weights, so ``pretrained=True`` needs weights the user gives: ``pretrained_cfg_overlay=
+    dict(file=...)`` or ``timm.create_model("local-dir:FOLDER", pretrained=True)`` on a ``landzoo export`` folder.
+    For a landzoo-exported file the config's ``num_classes`` and input channels are the file's (unless the
+    overlay sets them), so timm keeps the classifier and the first convolution as trained, and adapts them with
+    its usual rules only where the caller asks for other ones.
+    """
+    cfg = _resolve_cfg(name, pretrained_cfg, pretrained_cfg_overlay)
+    if cfg.get("state_dict") is None and not cfg.get("file"):
+        raise ModelError(
+            f"{name}: landzoo ships no pretrained weights; give the weights of a `landzoo export` folder with "
+            f'pretrained_cfg_overlay=dict(file="FOLDER/model.safetensors") or create "local-dir:FOLDER"'
+        )
+    exported = _exported_args(_weights_file(cfg))
+    overlay = dict(pretrained_cfg_overlay or {})
+    if "in_chans" in exported and "input_size" not in overlay:
+        cfg["input_size"] = (int(exported["in_chans"]), *cfg["input_size"][1:])
+    if "num_classes" in exported and "num_classes" not in overlay:
+        cfg["num_classes"] = int(exported["num_classes"])
+    return cfg
+
+
+def load_pretrained_weights(model: nn.Module, cfg: dict[str, Any]) -> None:
+    """timm's own loader (``timm.models.load_pretrained``) with ``cfg``, strict: a missing key is an error."""
+    from timm.models import load_pretrained
+
+    model.pretrained_cfg = model.default_cfg = cfg  # type: ignore[assignment]
+    load_pretrained(
+        model,
+        pretrained_cfg=cfg,
+        num_classes=getattr(model, "num_classes", cfg.get("num_classes", 1000)),
+        in_chans=getattr(model, "in_chans", cfg["input_size"][0]),
+        strict=True,
+    )
+
+
 def build_timm(
     cls: type[nn.Module],
     name: str,
@@ -198,22 +289,25 @@ def build_timm(
     cache_dir: Any = None,
     **opts: Any,
 ) -> Any:
-    """``timm.models.build_model_with_cfg`` for a landzoo architecture; ``pretrained=True`` is refused (none exist).
+    """``timm.models.build_model_with_cfg`` for a landzoo architecture.
 
-    An ``img_size`` given as timm's ``(H, W)`` tuple is reduced to the square side these models take.
+    ``pretrained=True`` loads weights the caller names (:func:`pretrained_cfg_to_load`); nothing is ever
+    downloaded. An ``img_size`` given as timm's ``(H, W)`` tuple is reduced to the square side these models take.
     ``cache_dir`` (timm's weight-download folder) is accepted and unused: there is nothing to download.
     """
     from timm.models import build_model_with_cfg
 
-    if pretrained:
-        raise ModelError(f"{name}: landzoo ships no pretrained weights (pretrained=True is not available)")
+    cfg = pretrained_cfg_to_load(name, pretrained_cfg, pretrained_cfg_overlay) if pretrained else None
     if isinstance(opts.get("img_size"), tuple | list):
         opts["img_size"] = int(opts["img_size"][-1])
-    return build_model_with_cfg(
+    model = build_model_with_cfg(
         cls,
         name,
         pretrained=False,
-        pretrained_cfg=pretrained_cfg,
-        pretrained_cfg_overlay=pretrained_cfg_overlay,
+        pretrained_cfg=cfg if cfg is not None else pretrained_cfg,
+        pretrained_cfg_overlay=None if cfg is not None else pretrained_cfg_overlay,
         **opts,
     )
+    if cfg is not None:
+        load_pretrained_weights(model, cfg)
+    return model

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from landzoo import scaling
 from landzoo.models._catalogue import ModelError, ModelInfo, register_info
-from landzoo.models._common import INITS, bn, build_timm, check_choice, conv, init_weights, timm_cfg
+from landzoo.models._common import INITS, bn, build_timm, check_choice, conv, exported_args, init_weights, timm_cfg
 from landzoo.models.attention import ATTENTIONS, GhostConv, make_attention
 
 __all__ = ["EfficientNetECA", "MBConv"]
@@ -194,7 +194,7 @@ default_cfgs = generate_default_cfgs(
 
 
 def _create(name: str, pretrained: bool = False, **kwargs: Any) -> EfficientNetECA:
-    opts = {**_VARIANTS[name][1], **kwargs}
+    opts = {**_VARIANTS[name][1], **exported_args(name, pretrained, kwargs), **kwargs}
     res = opts.pop("resolution_multiplier", 1.0)
     opts.setdefault("img_size", scaling.scaled_resolution(res))
     return build_timm(EfficientNetECA, name, pretrained, **opts)

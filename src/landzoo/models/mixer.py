@@ -16,7 +16,7 @@ from timm.models import generate_default_cfgs, register_model
 from torch import Tensor, nn
 
 from landzoo.models._catalogue import ModelError, ModelInfo, register_info
-from landzoo.models._common import INITS, build_timm, check_choice, init_weights, keras_init, timm_cfg
+from landzoo.models._common import INITS, build_timm, check_choice, exported_args, init_weights, keras_init, timm_cfg
 
 __all__ = ["NORM_AXES", "PaperMixer"]
 
@@ -130,6 +130,7 @@ default_cfgs = generate_default_cfgs({name: timm_cfg(120, "stem", "head", fixed_
 
 
 def _create(name: str, pretrained: bool = False, **kwargs: Any) -> PaperMixer:
+    kwargs = {**exported_args(name, pretrained, kwargs), **kwargs}
     return build_timm(PaperMixer, name, pretrained, **{**_VARIANTS[name][0], "patch_size": 12, **kwargs})
 
 

@@ -12,7 +12,8 @@ classes, timm vs Keras (``docs/models.md`` explains each line):
   ``vgg19`` therefore use timm's feature extractor with the Keras head, registered in timm as
   ``vgg16_gap``/``vgg19_gap``; their counts equal Keras' (14,728,467 / 20,038,163).
 
-``pretrained=True`` is refused everywhere: no weights are ever downloaded.
+``pretrained=True`` is refused unless the weights are given (a ``landzoo export`` folder or file): nothing is
+ever downloaded. ``vgg16_gap``/``vgg19_gap`` load such weights themselves; the others are timm's own models.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from typing import Any
 
 import timm
 from timm.layers import ClassifierHead
-from timm.models import register_model
+from timm.models import generate_default_cfgs, register_model
 from torch import nn
 
 from landzoo.models._catalogue import ModelError, ModelInfo, register_info
+from landzoo.models._common import exported_args, load_pretrained_weights, pretrained_cfg_to_load, timm_cfg
 
 __all__ = ["STANDARD_MODELS", "create_timm"]
 
@@ -56,19 +58,34 @@ def create_timm(
 
 
 def _vgg_gap(base: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
-    """timm's VGG features with the Keras head: global average pool -> Linear (no 4096-wide ConvMlp)."""
-    for k in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):
-        kwargs.pop(k, None)
+    """timm's VGG features with the Keras head: global average pool -> Linear (no 4096-wide ConvMlp).
+
+    ``pretrained=True`` loads the weights of a ``landzoo export`` folder (``local-dir:``) or file (``file=``).
+    """
+    cfg_args = {k: kwargs.pop(k, None) for k in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir")}
+    kwargs.pop("pretrained_model_args", None)
+    cfg = None
+    if pretrained:
+        cfg = pretrained_cfg_to_load(f"{base}_gap", cfg_args["pretrained_cfg"], cfg_args["pretrained_cfg_overlay"])
+        kwargs = {**exported_args(f"{base}_gap", pretrained, cfg_args), **kwargs}
     kwargs.setdefault("in_chans", 10)
     kwargs.setdefault("num_classes", 19)
     # timm's ConvMlp (512 -> 4096 7x7 -> 4096) is replaced below; build it 1 channel wide so that it costs nothing.
     kwargs.setdefault("mlp_ratio", 1 / 4096)
-    model = create_timm(base, pretrained=pretrained, **kwargs)
+    model = create_timm(base, **kwargs)
     num_classes = model.num_classes
     model.pre_logits = nn.Identity()
     model.head = ClassifierHead(model.num_features, num_classes, pool_type="avg", drop_rate=0.0)
     model.head_hidden_size = model.num_features
+    if cfg is not None:
+        load_pretrained_weights(model, cfg)
     return model
+
+
+# timm's config entries (first conv, classifier, 10 bands and 19 classes at 120 px); no weights behind them
+default_cfgs = generate_default_cfgs(
+    {f"{v}_gap": timm_cfg(STANDARD_INPUT_SIZE, "features.0", "head.fc") for v in ("vgg16", "vgg19")}
+)
 
 
 @register_model

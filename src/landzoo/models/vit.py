@@ -21,7 +21,7 @@ from timm.models import generate_default_cfgs, register_model
 from torch import Tensor, nn
 
 from landzoo.models._catalogue import ModelError, ModelInfo, register_info
-from landzoo.models._common import INITS, build_timm, check_choice, init_weights, keras_init, timm_cfg
+from landzoo.models._common import INITS, build_timm, check_choice, exported_args, init_weights, keras_init, timm_cfg
 
 __all__ = ["POS_EMBEDS", "PaperViT"]
 
@@ -176,6 +176,7 @@ default_cfgs = generate_default_cfgs(
 
 
 def _create(name: str, patch: int, pretrained: bool = False, **kwargs: Any) -> PaperViT:
+    kwargs = {**exported_args(name, pretrained, kwargs), **kwargs}
     return build_timm(PaperViT, name, pretrained, patch_size=patch, **kwargs)
 
 

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from landzoo import scaling
 from landzoo.models._catalogue import ModelError, ModelInfo, register_info
-from landzoo.models._common import INITS, bn, build_timm, check_choice, conv, init_weights, timm_cfg
+from landzoo.models._common import INITS, bn, build_timm, check_choice, conv, exported_args, init_weights, timm_cfg
 from landzoo.models.attention import ATTENTIONS, GhostConv, make_attention
 
 __all__ = ["POOLS", "WideResNet"]
@@ -238,7 +238,7 @@ default_cfgs = generate_default_cfgs({name: timm_cfg(_resolution(name), "stem.0"
 
 
 def _create(name: str, pretrained: bool = False, **kwargs: Any) -> WideResNet:
-    opts = {**_variant_kwargs(name), **kwargs}
+    opts = {**_variant_kwargs(name), **exported_args(name, pretrained, kwargs), **kwargs}
     scale = {k: opts.pop(k) for k in ("depth_multiplier", "width_multiplier", "resolution_multiplier") if k in opts}
     blocks_rule = opts.pop("blocks_rule", "paper")
     d = scaling.wrn_dims(**scale, blocks_rule=blocks_rule)

@@ -267,6 +267,9 @@ class StoreDataset(Dataset):
     "id": list[str]}``, images in the stored dtype (uint16 for S2, float32 for S1) at native resolution,
     groups and channels as :func:`landzoo.contract.band_groups` orders the requested ``bands``. Within a
     batch the patches come sorted by dataset index (the sampler decides *which* patches form a batch).
+    It is also an ordinary map-style dataset: ``ds[i]`` is one patch, and a plain
+    ``torch.utils.data.DataLoader(ds, batch_size=8, shuffle=True)`` with the default collate gives the same
+    batch layout (reading each batch in one gather through :meth:`__getitems__`).
 
     ``mode``: ``"mmap"`` (default; memory maps opened lazily in each process, so loader workers are safe),
     ``"ram"`` (the split copied into one tensor per group) or ``"device"`` (that tensor on ``device``).
@@ -520,9 +523,25 @@ class StoreDataset(Dataset):
                 self.release()
         return {"image": image, "label": label, "index": torch.from_numpy(idx), "id": self.ids[idx].tolist()}
 
-    def __getitems__(self, indices: Sequence[int]) -> dict[str, Any]:
-        """Batch read for ``torch.utils.data.DataLoader(batch_sampler=..., collate_fn=identity)``."""
-        return self.get_batch(indices)
+    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+        """The samples at ``indices``, in the order asked, read as one batch.
+
+        A plain ``DataLoader(dataset, batch_size=..., shuffle=...)`` calls this with a batch's indices and hands
+        the list to its ``collate_fn``, so the default collate works as with any map-style dataset while the
+        read stays one gather per shard. :meth:`loader` skips the split and re-stack altogether.
+        """
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if len(idx) and (idx.min() < -len(self) or idx.max() >= len(self)):
+            raise IndexError(f"index out of range for a dataset of {len(self)} patches")
+        idx = idx % max(len(self), 1)
+        batch = self.get_batch(idx)  # sorted by index
+        where = np.empty(len(idx), dtype=np.int64)
+        where[np.argsort(idx, kind="stable")] = np.arange(len(idx))  # sample j sits at sorted position where[j]
+        image, label, ids = batch["image"], batch["label"], batch["id"]
+        return [
+            {"image": {g: t[p] for g, t in image.items()}, "label": label[p], "index": int(idx[j]), "id": ids[p]}
+            for j, p in enumerate(where.tolist())
+        ]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         """One patch (for inspection; use batches for speed): tensors without the batch dimension."""
