@@ -131,6 +131,30 @@ def test_unknown_class_folder_names_it(tmp_path: Path) -> None:
 # ---- bad input -------------------------------------------------------------------------------------------
 
 
+def test_file_names_that_are_no_eurosat_name_get_a_true_reason(tmp_path: Path) -> None:
+    """Issue 10 item 13: a name with a space or an accent was said not to "start with its folder's class"."""
+    root = tmp_path / "EuroSAT_MS"
+    shutil.copytree(rico(), root)
+    src = rico() / "AnnualCrop/AnnualCrop_1.tif"
+    odd = {
+        "AnnualCrop_1 copy": "file name is not <Class>_<number>.tif like every EuroSAT file (e.g. AnnualCrop_1.tif)",
+        "AnnualCröp_2": "file name is not <Class>_<number>.tif like every EuroSAT file (e.g. AnnualCrop_1.tif)",
+        "AnnualCrop_３": "file name is not <Class>_<number>.tif like every EuroSAT file (e.g. AnnualCrop_1.tif)",
+        "Forest_9": "file name says class Forest, its folder is AnnualCrop",
+    }
+    for stem in odd:
+        shutil.copy(src, root / "AnnualCrop" / f"{stem}.tif")
+    for stem in odd:
+        assert stem.startswith(("AnnualCr", "Forest_"))  # the old reason was untrue for the first three
+    r = EuroSAT(root, on_bad="skip")
+    assert {b.patch_id: b.reason for b in r.bad} == odd
+    assert {b.patch_id: b.path for b in r.bad} == {stem: str(root / "AnnualCrop" / f"{stem}.tif") for stem in odd}
+    assert r.ids() == ["AnnualCrop_1", "Pasture_300", "SeaLake_3000"]  # the real patches are all read
+    with pytest.raises(PatchError) as info:  # the first one met stops a strict reader
+        EuroSAT(root)
+    assert info.value.reason == odd[info.value.patch_id]
+
+
 def test_bad_patches_raise_and_skip(tmp_path: Path) -> None:
     root = tmp_path / "EuroSAT_MS"
     shutil.copytree(rico(), root)

@@ -182,6 +182,17 @@ def test_multilabel_vs_official_formula(tg: dict, threshold: float) -> None:
     assert sum(int(a["label"].sum()) for a in low) > sum(int(b["label"].sum()) for b in high)
 
 
+def test_patch_size_is_read_from_the_files(tg: dict) -> None:
+    """torchgeo's fixtures are 64 px, the real data 256 px: no ``patch_px`` needed for either."""
+    side = tifffile.imread(next(tg_root().glob("ROIs*/s2_*/*.tif"))).shape[0]
+    assert side == PX
+    r = SEN12MS(tg_root(), bands="B02", **tg["kw"])
+    assert r.patch_px == PX and r.read(0)["image"]["10m"].shape == (1, PX, PX)
+    forced = SEN12MS(tg_root(), bands="B02", patch_px=256, **tg["kw"])  # an explicit size still rules ...
+    with pytest.raises(PatchError, match=f"expected 256x256 px, file has {PX}x{PX}"):  # ... and is checked
+        forced[0]
+
+
 def test_single_label_is_argmax_one_hot(tg: dict) -> None:
     r = SEN12MS(tg_root(), patch_px=PX, bands="B02", single_label=True, **tg["kw"])
     for s in r.iter_samples():
@@ -331,7 +342,7 @@ def test_bad_patches_raise_and_skip(tmp_path: Path) -> None:
     assert f"{pid(9)}.tif" not in labels  # p9 has no label entry
     write_list(root / "splits" / "train_list.txt", listed)
 
-    kw = {"patch_px": PX, "bands": "s1_s2_10m_20m", "missing": "error"}
+    kw = {"bands": "s1_s2_10m_20m", "missing": "error"}  # the patch size is read from the files, not given
     with pytest.raises(PatchError) as info:
         SEN12MS(root, **kw)
     assert info.value.patch_id == pid(9) and "IGBP_probability_labels.pkl" in str(info.value)

@@ -201,8 +201,12 @@ class Reader(abc.ABC, Sequence[Sample]):
         """List the patches. Use :meth:`_bad` for a broken one, :meth:`_absent` for a listed one not on disk."""
 
     @abc.abstractmethod
-    def _read(self, record: PatchRecord) -> Sample:
-        """Read one patch; raise :class:`PatchError` for anything wrong with it."""
+    def _read(self, record: PatchRecord, *, meta: bool = True) -> Sample:
+        """Read one patch; raise :class:`PatchError` for anything wrong with it.
+
+        ``meta=False`` (``reader[i]``, whose sample drops the meta) lets a reader skip work done only for the
+        meta (BigEarthNet v1's country/season table, EuroSAT's georeferencing); the checks stay the same.
+        """
 
     # ---- helpers for subclasses -------------------------------------------------------------------
     def _bad(self, err: PatchError) -> None:
@@ -251,7 +255,7 @@ class Reader(abc.ABC, Sequence[Sample]):
 
     def __getitem__(self, index: int) -> Sample:  # type: ignore[override]
         """The collate-safe sample (``id``, ``image``, ``label``, ...), after ``transforms``; see the module doc."""
-        full = self.read(index)
+        full = self._read(self.records[index], meta=False)
         sample = {k: v for k, v in full.items() if k not in _NOT_COLLATABLE}
         return self.transforms(sample) if self.transforms is not None else sample
 

@@ -433,7 +433,7 @@ class BigEarthNetV1(Reader):
         return out
 
     # ---- reading ------------------------------------------------------------------------------------
-    def _read(self, record: PatchRecord) -> Sample:
+    def _read(self, record: PatchRecord, *, meta: bool = True) -> Sample:
         folder = self.root / record.location
         if not folder.is_dir():
             raise PatchError(record.id, folder, "patch folder is missing")
@@ -447,8 +447,8 @@ class BigEarthNetV1(Reader):
         parsed = read_s2_labels_json(folder / f"{record.id}_labels_metadata.json", record.id)
         labels43 = list(parsed.labels)
         labels19 = contract.ben43_to_ben19(labels43)
-        s1_name, country, season = self.name_table().get(record.id, (None, None, None))
-        meta = {
+        s1_name, country, season = self.name_table().get(record.id, (None,) * 3) if meta else (None,) * 3
+        extra = {
             "country": country,
             "season": season,
             "date": parsed.date,
@@ -458,7 +458,7 @@ class BigEarthNetV1(Reader):
             **s1_meta,
         }
         sample = self._sample(record, image, labels19 if self.class_set_name == "ben19" else labels43)
-        sample["meta"].update(meta)
+        sample["meta"].update(extra)
         return sample
 
     def _read_s1(self, record: PatchRecord, bands: Sequence[str], meta: dict[str, Any]) -> np.ndarray:

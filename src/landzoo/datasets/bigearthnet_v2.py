@@ -254,7 +254,7 @@ class BigEarthNetV2(Reader):
         return matrix, bad_rows
 
     # ---- reading ------------------------------------------------------------------------------------
-    def _read(self, record: PatchRecord) -> Sample:
+    def _read(self, record: PatchRecord, *, meta: bool = True) -> Sample:
         folder = self.root / record.location
         if not folder.is_dir():
             raise PatchError(record.id, folder, "patch folder is missing")

@@ -206,14 +206,14 @@ class EuroSAT(Reader):
         return records
 
     # ---- read -------------------------------------------------------------------------------------
-    def _read(self, record: PatchRecord) -> Sample:
+    def _read(self, record: PatchRecord, *, meta: bool = True) -> Sample:
         path = self.root / record.location
         arr = read_band_file(
             path, record.id, shape=(self.patch_px, self.patch_px), dtypes=("uint16",), count=_FILE_BANDS
         )
         image = {group: arr[[contract.EUROSAT_BANDS.index(n) for n in names]] for group, names in self.groups.items()}
         sample = self._sample(record, image, [record.meta["class"]])
-        if self.options.geo:
+        if self.options.geo and meta:
             import rasterio
 
             with rasterio.open(path) as src:

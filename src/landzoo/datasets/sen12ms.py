@@ -434,7 +434,7 @@ class SEN12MS(Reader):
             )
         return fractions
 
-    def _read(self, record: PatchRecord) -> Sample:
+    def _read(self, record: PatchRecord, *, meta: bool = True) -> Sample:
         image: dict[str, np.ndarray] = {}
         for group, names in self.groups.items():
             image[group] = self._read_s1(record, names) if group == "s1" else self._read_s2(record, names)
