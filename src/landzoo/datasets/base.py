@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import abc
 import os
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -315,19 +316,20 @@ def _read_with_rasterio(
     path: Path, patch_id: str, *, shape: tuple[int, int] | None, dtypes: tuple[str, ...], count: int
 ) -> np.ndarray:
     import rasterio
-    from rasterio.errors import RasterioError
+    from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
     try:
-        with rasterio.open(path) as src:
-            if src.count != count:
-                raise PatchError(patch_id, path, f"expected {count} band(s), file has {src.count}")
-            if src.dtypes[0] not in dtypes:
-                raise PatchError(patch_id, path, f"expected dtype {'/'.join(dtypes)}, file has {src.dtypes[0]}")
-            if shape is not None and (src.height, src.width) != tuple(shape):
-                raise PatchError(
-                    patch_id, path, f"expected {shape[0]}x{shape[1]} px, file has {src.height}x{src.width}"
-                )
-            return src.read()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)  # a damaged header: the error says it all
+            with rasterio.open(path) as src:
+                if src.count != count:
+                    raise PatchError(patch_id, path, f"expected {count} band(s), file has {src.count}")
+                if src.dtypes[0] not in dtypes:
+                    raise PatchError(patch_id, path, f"expected dtype {'/'.join(dtypes)}, file has {src.dtypes[0]}")
+                if shape is not None and (src.height, src.width) != tuple(shape):
+                    size = f"expected {shape[0]}x{shape[1]} px, file has {src.height}x{src.width}"
+                    raise PatchError(patch_id, path, size)
+                return src.read()
     except PatchError:
         raise
     except (RasterioError, OSError, ValueError, MemoryError) as err:
