@@ -35,6 +35,13 @@ def test_every_reader_declares_only_its_own_options() -> None:
         assert all(f.default is not dataclasses.MISSING for f in dataclasses.fields(cls.Options)), name
 
 
+def test_help_lists_each_readers_options() -> None:
+    from landzoo.cli._reader_options import READER_OPTIONS
+    from landzoo.datasets import READERS
+
+    assert {n: option_names(reader_class(n).Options) for n in READERS} == READER_OPTIONS
+
+
 @pytest.mark.parametrize(
     ("name", "text", "expected"),
     [
