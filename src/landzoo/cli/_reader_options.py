@@ -96,11 +96,15 @@ def parse_options(items: list[str]) -> dict[str, str]:
 
 
 def reader_arguments(args: argparse.Namespace) -> dict[str, Any]:
-    """The reader's options from ``-o`` (converted by type) and ``--missing``, for ``open_dataset(..., **kw)``."""
+    """The reader's options from ``-o`` (converted by type) and ``--missing``, for ``open_dataset(..., **kw)``.
+
+    Only what the user set: ``encode`` records these in the store's plan, so the defaults must not appear there
+    (a store started before ``--missing`` existed still resumes, and Python's ``encode()`` plans the same).
+    """
     from landzoo.datasets import reader_class
     from landzoo.datasets.options import make_options
 
     cls = reader_class(args.dataset)
     options = make_options(cls.name, cls.Options, parse_options(args.option))
     given = {k: getattr(options, k) for k in parse_options(args.option)}
-    return {**given, "missing": args.missing}
+    return given if args.missing == "report" else {**given, "missing": args.missing}
