@@ -155,6 +155,50 @@ def test_plain_tiff_parser_returns_gdal_pixels_or_none(case: tuple[str, bytes]) 
     np.testing.assert_array_equal(got, ref)
 
 
+def _poke_tag(buf: bytes, tag: int, *, type_to: int | None = None, data_to: int | None = None) -> bytes:
+    """``buf`` with the IFD entry of ``tag`` given another type, or the first byte of its data replaced."""
+    out = bytearray(buf)
+    (ifd,) = struct.unpack_from("<I", buf, 4)
+    (n,) = struct.unpack_from("<H", buf, ifd)
+    for k in range(n):
+        entry = ifd + 2 + 12 * k
+        t, _, count, value = struct.unpack_from("<HHII", buf, entry)
+        if t == tag:
+            if type_to is not None:
+                struct.pack_into("<H", out, entry + 2, type_to)
+            if data_to is not None:
+                out[value if count * 2 > 4 else entry + 8] = data_to
+            return bytes(out)
+    raise AssertionError(f"no tag {tag}")
+
+
+def _not_utf8_citation(buf: bytes) -> bytes:
+    """GTModelType 0 (byte 280) makes GDAL take the GeoAsciiParams (at 330) as the CRS name: not UTF-8 there."""
+    out = bytearray(buf)
+    out[280], out[330] = 0, 0x80
+    return bytes(out)
+
+
+@pytest.mark.parametrize(
+    ("base", "damage"),
+    [
+        ("eurosat_13_bands", lambda b: _poke_tag(b, 338, type_to=0)),  # ExtraSamples of no TIFF type
+        ("eurosat_13_bands", lambda b: _poke_tag(b, 338, data_to=153)),  # an ExtraSamples value libtiff refuses
+        ("gdal_written", _not_utf8_citation),  # rasterio cannot decode the CRS text
+    ],
+    ids=["extrasamples-type", "extrasamples-value", "crs-text-not-utf8"],
+)
+def test_what_the_fuzzing_found(fuzz_dir: Path, base: str, damage: Callable[[bytes], bytes]) -> None:
+    """Files the fast path used to read although GDAL/rasterio refuse them: now rasterio decides, one error."""
+    data = damage(BASE_TIFFS[base][0])
+    assert _gdal_read(data) is None and parse_plain_tiff(data) is None
+    path = fuzz_dir / "found.tif"
+    path.write_bytes(data)
+    with pytest.raises(PatchError, match=r"unreadable GeoTIFF") as info:
+        read_band_file(path, "P1", **BASE_TIFFS[base][1])
+    assert info.value.path == str(path)
+
+
 @pytest.fixture(scope="module")
 def fuzz_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("fuzz")

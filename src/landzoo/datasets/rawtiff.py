@@ -124,6 +124,18 @@ def _parse_layout(buf: bytes, end: str, ifd: int, count: int, checks: list[tuple
         if tag <= previous or typ not in _TAG_TYPES.get(tag, ()):
             return None  # GDAL may refuse, or read differently: let it decide (the fuzz tests hold us to it)
         previous = tag
+    for k, (_, typ, n, value) in enumerate(rows):  # text tags rasterio decodes (CRS, metadata): UTF-8 or GDAL's
+        if typ == 2:
+            pos = value if n > 4 else ifd + 2 + 12 * k + 8
+            text = buf[pos : pos + n]
+            if n > 4:
+                checks.append((pos, text))
+            try:
+                text.decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+            if len(text) != n:
+                return None
     tags = {row[0]: k for k, row in enumerate(rows)}
     if 322 in tags:
         return None  # tiled
