@@ -74,7 +74,7 @@ def example_reader() -> BigEarthNetV1:
 def test_example_pixels_equal_independent_tifffile_read(example_reader: BigEarthNetV1) -> None:
     assert len(example_reader) == 6
     sizes = {"10m": 120, "20m": 60, "60m": 20}
-    for sample in example_reader:
+    for sample in example_reader.iter_samples():
         folder = example_reader.root / sample["id"]
         assert list(sample["image"]) == ["10m", "20m", "60m"]
         assert sample["bands"] == contract.BAND_SELECTIONS["s2_all"]
@@ -86,7 +86,7 @@ def test_example_pixels_equal_independent_tifffile_read(example_reader: BigEarth
 
 
 def test_example_labels_dates_and_splits(example_reader: BigEarthNetV1, official: dict[str, set[str]]) -> None:
-    for sample in example_reader:
+    for sample in example_reader.iter_samples():
         data = _json(example_reader.root / sample["id"])
         # 43 -> 19 through bigearthnet-common's own mapping (independent of the contract).
         expected19 = {ben.OLD2NEW_LABELS_DICT[x] for x in data["labels"]} - {None}
@@ -99,7 +99,7 @@ def test_example_labels_dates_and_splits(example_reader: BigEarthNetV1, official
         in_split = [s for s, names in official.items() if sample["id"] in names]
         assert sample["meta"]["split"] == (in_split[0] if in_split else None)
         assert sample["meta"]["seasonal_snow"] == (sample["id"] == SNOWY)
-    by_id = {s["id"]: s for s in example_reader}
+    by_id = {s["id"]: s for s in example_reader.iter_samples()}
     # The 5-digit-time name: the hour's leading zero lives only in the JSON.
     assert by_id["S2B_MSIL2A_20170924T93020_69_24"]["meta"]["date"] == "2017-09-24T09:30:20"
     assert by_id["S2A_MSIL2A_20170613T101031_87_48"]["meta"]["split"] == "test"
@@ -109,7 +109,7 @@ def test_example_labels_dates_and_splits(example_reader: BigEarthNetV1, official
 
 def test_ben43_labels_in_tu_berlin_order() -> None:
     reader = BigEarthNetV1(shared_fixture(*EXAMPLE), bands="rgb", classes="ben43")
-    for sample in reader:
+    for sample in reader.iter_samples():
         data = _json(reader.root / sample["id"])
         hot = sorted(ben.OLD_LABELS_ORIGINAL_ORDER.index(x) for x in set(data["labels"]))
         assert np.flatnonzero(sample["label"]).tolist() == hot
@@ -140,12 +140,12 @@ def test_tiny_splits_countries_and_missing_counts(official: dict[str, set[str]])
     rows = [ln.split(",") for ln in _bz2_lines("s1_s2_name_country_season.csv.bz2")]
     assert rows[0] == ["s1_name", "s2_name", "country", "season"]
     table = {r[1]: (r[0], r[2], r[3]) for r in rows[1:] if r[1] in expected}
-    for sample in reader:
+    for sample in reader.iter_samples():
         s1, country, season = table[sample["id"]]
         assert (sample["meta"]["country"], sample["meta"]["season"], sample["meta"]["s1_name"]) == (country, season, s1)
         data = _json(root / sample["id"])
         assert sample["meta"]["date"] == data["acquisition_date"].replace(" ", "T")
-    five_digit = reader[reader.ids().index("S2B_MSIL2A_20170924T93021_41_29")]
+    five_digit = reader.read(reader.ids().index("S2B_MSIL2A_20170924T93021_41_29"))
     assert five_digit["meta"]["date"].startswith("2017-09-24T09:30:")
 
 
@@ -226,7 +226,7 @@ def test_s1_pairs_and_pixels(s1_dir: Path) -> None:
         data = _json(folder)
         assert "lly" in data["coordinates"]  # the v1 S1 typo the reader must accept
         pairs[data["corresponding_s2_patch"]] = folder.name
-    for sample in reader:
+    for sample in reader.iter_samples():
         s1 = pairs[sample["id"]]
         assert sample["meta"]["s1_name"] == s1
         assert list(sample["image"]) == ["s1", "10m", "20m"]
@@ -236,7 +236,7 @@ def test_s1_pairs_and_pixels(s1_dir: Path) -> None:
             np.testing.assert_array_equal(arr[i], tifffile.imread(s1_dir / s1 / f"{s1}_{pol}.tif"))
     # Without the table's pairing, the S1 JSONs' corresponding_s2_patch gives the same answer.
     reader._names = {}
-    assert reader[0]["meta"]["s1_name"] == pairs[reader.ids()[0]]
+    assert reader.read(0)["meta"]["s1_name"] == pairs[reader.ids()[0]]
 
 
 def test_s1_without_folder_is_a_dataset_error() -> None:
@@ -304,11 +304,19 @@ def test_listed_but_absent_patch(tmp_path: Path) -> None:
     split = tmp_path / "splits" / "test.csv"
     split.parent.mkdir()
     split.write_text(f"{VICTIM}\nS2A_MSIL2A_20170613T101031_87_48\n")
-    with pytest.raises(PatchError, match=r"S2A_MSIL2A_20170613T101031_87_48 \(.*test.csv\).*absent"):
-        BigEarthNetV1(tmp_path)
-    reader = BigEarthNetV1(tmp_path, on_bad="skip")
+    absent = "S2A_MSIL2A_20170613T101031_87_48"
+    reader = BigEarthNetV1(tmp_path)  # missing="report", the default of every reader: counted, the rest is read
     assert reader.ids() == [VICTIM] and reader.records[0].split == "test"
-    assert [(b.patch_id, b.path) for b in reader.bad] == [("S2A_MSIL2A_20170613T101031_87_48", str(split))]
+    assert reader.missing_from_disk == {"test": 1} and reader.bad == []
+    expected = tmp_path / "BigEarthNet-v1.0" / absent
+    with pytest.raises(
+        PatchError, match=rf"{absent} \({expected}\): listed in the test split \(.*test.csv\) but absent"
+    ):
+        BigEarthNetV1(tmp_path, missing="error")
+    reader = BigEarthNetV1(tmp_path, missing="error", on_bad="skip")
+    assert reader.ids() == [VICTIM] and reader.missing_from_disk == {}
+    assert [(b.patch_id, b.path) for b in reader.bad] == [(absent, str(expected))]
+    assert str(split) in reader.bad[0].reason
 
 
 def test_foreign_folder_and_no_ben19_labels(tmp_path: Path) -> None:
@@ -322,7 +330,7 @@ def test_foreign_folder_and_no_ben19_labels(tmp_path: Path) -> None:
     path.write_text(json.dumps(data))
     reader = BigEarthNetV1(tmp_path, bands="rgb", on_bad="skip")
     assert [b.patch_id for b in reader.bad] == ["notes"]
-    sample = reader[0]
+    sample = reader.read(0)
     assert sample["label"].sum() == 0 and sample["labels"] == [] and sample["meta"]["no_ben19_labels"] is True
-    sample43 = BigEarthNetV1(tmp_path, bands="rgb", classes="ben43", on_bad="skip")[0]
+    sample43 = BigEarthNetV1(tmp_path, bands="rgb", classes="ben43", on_bad="skip").read(0)
     assert sample43["labels"] == ["Airports", "Bare rock"]

@@ -90,7 +90,7 @@ def test_real_patch_pixels_labels_and_meta(v2_root: Path, official: pa.Table) ->
     assert reader.excluded == {} and reader.missing_from_disk == {}
     rows = {r["patch_id"]: r for r in _rows(official, reader.ids()).to_pylist()}
     reordered = 0
-    for sample in reader:
+    for sample in reader.iter_samples():
         row = rows[sample["id"]]
         assert row["labels"] == sorted(row["labels"])  # the parquet's alphabetical order ...
         assert sample["labels"] == [c for c in contract.BEN19 if c in row["labels"]]  # ... becomes BEN19 order
@@ -101,7 +101,7 @@ def test_real_patch_pixels_labels_and_meta(v2_root: Path, official: pa.Table) ->
         for key in ("country", "s1_name", "s2v1_name"):
             assert sample["meta"][key] == row[key]
     assert reordered >= 1  # the re-ordering is exercised, not vacuous
-    sample = reader[reader.ids().index(REAL)]
+    sample = reader.read(reader.ids().index(REAL))
     folder = shared_fixture("rico-hdl", "BigEarthNet", "BigEarthNet-S2", TILE, REAL)
     for group, size in (("10m", 120), ("20m", 60), ("60m", 20)):
         arr = sample["image"][group]
@@ -144,14 +144,24 @@ def test_missing_from_disk_report_with_the_full_parquet(v2_root: Path, official:
     assert reader.missing_from_disk == counts
 
 
-def test_missing_from_disk_is_an_error_by_default(v2_root: Path, official: pa.Table, tmp_path: Path) -> None:
+def test_missing_from_disk_is_counted_by_default_and_an_error_on_request(
+    v2_root: Path, official: pa.Table, tmp_path: Path
+) -> None:
     meta = tmp_path / "metadata.parquet"
-    pq.write_table(_rows(official, [REAL, ABSENT]), meta)
-    with pytest.raises(PatchError, match=rf"{ABSENT} \(.*metadata.parquet\).*absent"):
-        BigEarthNetV2(v2_root, metadata=meta)
-    reader = BigEarthNetV2(v2_root, metadata=meta, on_bad="skip")
-    assert reader.ids() == [REAL]
-    assert [(b.patch_id, b.path) for b in reader.bad] == [(ABSENT, str(meta))]
+    rows = _rows(official, [REAL, ABSENT])
+    pq.write_table(rows, meta)
+    raw_split = next(r["split"] for r in rows.to_pylist() if r["patch_id"] == ABSENT)
+    split = {"validation": "val"}.get(raw_split, raw_split)
+    reader = BigEarthNetV2(v2_root, metadata=meta)  # missing="report", the default of every reader
+    assert reader.ids() == [REAL] and reader.bad == [] and reader.missing_from_disk == {split: 1}
+    expected = v2_root / "BigEarthNet-S2" / ABSENT.rsplit("_", 2)[0] / ABSENT
+    with pytest.raises(
+        PatchError, match=rf"{ABSENT} \({expected}\): listed in the {split} split \(.*metadata.parquet\)"
+    ):
+        BigEarthNetV2(v2_root, metadata=meta, missing="error")
+    reader = BigEarthNetV2(v2_root, metadata=meta, missing="error", on_bad="skip")
+    assert reader.ids() == [REAL] and reader.missing_from_disk == {}
+    assert [(b.patch_id, b.path) for b in reader.bad] == [(ABSENT, str(expected))]
     assert reader.excluded == {"not_in_metadata": 2}  # the two aliases are on disk but not in this parquet
 
 
@@ -178,7 +188,7 @@ def test_snow_cloud_parquet_excluded_or_included(v2_root: Path, official: pa.Tab
     assert WITH_REF not in reader.ids() and reader.excluded == {"snow_cloud_or_shadow": 1}
     reader = BigEarthNetV2(v2_root, metadata=main, snow_cloud_metadata=snow, include_snow_cloud=True, bands="rgb")
     assert reader.ids() == sorted([REAL, WITH_REF, WITH_S1]) and reader.excluded == {}
-    sample = reader[reader.ids().index(WITH_REF)]
+    sample = reader.read(reader.ids().index(WITH_REF))
     assert sample["meta"]["seasonal_snow"] is True and sample["meta"]["cloud_or_shadow"] is False
 
 

@@ -45,7 +45,7 @@ def test_real_pixels_by_band_name() -> None:
     r = open_dataset("eurosat", rico().parent, bands="s2_10m_20m", geo=True)  # Zenodo layout: root/EuroSAT_MS
     assert r.ids() == ["AnnualCrop_1", "Pasture_300", "SeaLake_3000"]
     assert r.split_counts() == {None: 3}
-    for sample, rec in zip(r, r.records, strict=True):
+    for sample, rec in zip(r.iter_samples(), r.records, strict=True):
         cube = tifffile.imread(rico().parent / rec.location)  # (64, 64, 13), pixel-interleaved
         assert cube.shape == (64, 64, 13) and cube.dtype == np.uint16
         index = [FILE_ORDER.index(b) for b in contract.BAND_SELECTIONS["s2_10m_20m"]]
@@ -80,7 +80,7 @@ def test_nested_dfki_layout_and_overlapping_lists() -> None:
         EuroSAT(torchgeo())  # torchgeo's lists name the same 2 patches in train, val and test
     r = EuroSAT(torchgeo(), split_files={}, bands="s2_all")
     assert r.ids() == ["AnnualCrop_1", "Forest_1"] and r.split_counts() == {None: 2}
-    for s, rec in zip(r, r.records, strict=True):
+    for s, rec in zip(r.iter_samples(), r.records, strict=True):
         assert rec.location.startswith(DFKI + "/")
         cube = tifffile.imread(torchgeo() / rec.location)
         index = [FILE_ORDER.index(b) for b in contract.BAND_SELECTIONS["s2_all"]]
@@ -111,7 +111,7 @@ def test_split_lists_with_jpg_names_and_crlf(tmp_path: Path) -> None:
     assert r.unlisted == ["River_7"]
     assert EuroSAT(root, split_files={}).unlisted == []  # no lists: split None for all is the plan, not news
     assert EuroSAT(root, splits=["val", "test"]).ids() == ["AnnualCrop_2", "Forest_2"]
-    assert r[r.ids().index("River_7")]["labels"] == ["River"]
+    assert r.read(r.ids().index("River_7"))["labels"] == ["River"]
 
 
 def _mk(path: Path) -> Path:
@@ -129,6 +129,30 @@ def test_unknown_class_folder_names_it(tmp_path: Path) -> None:
 
 
 # ---- bad input -------------------------------------------------------------------------------------------
+
+
+def test_file_names_that_are_no_eurosat_name_get_a_true_reason(tmp_path: Path) -> None:
+    """Issue 10 item 13: a name with a space or an accent was said not to "start with its folder's class"."""
+    root = tmp_path / "EuroSAT_MS"
+    shutil.copytree(rico(), root)
+    src = rico() / "AnnualCrop/AnnualCrop_1.tif"
+    odd = {
+        "AnnualCrop_1 copy": "file name is not <Class>_<number>.tif like every EuroSAT file (e.g. AnnualCrop_1.tif)",
+        "AnnualCröp_2": "file name is not <Class>_<number>.tif like every EuroSAT file (e.g. AnnualCrop_1.tif)",
+        "AnnualCrop_３": "file name is not <Class>_<number>.tif like every EuroSAT file (e.g. AnnualCrop_1.tif)",
+        "Forest_9": "file name says class Forest, its folder is AnnualCrop",
+    }
+    for stem in odd:
+        shutil.copy(src, root / "AnnualCrop" / f"{stem}.tif")
+    for stem in odd:
+        assert stem.startswith(("AnnualCr", "Forest_"))  # the old reason was untrue for the first three
+    r = EuroSAT(root, on_bad="skip")
+    assert {b.patch_id: b.reason for b in r.bad} == odd
+    assert {b.patch_id: b.path for b in r.bad} == {stem: str(root / "AnnualCrop" / f"{stem}.tif") for stem in odd}
+    assert r.ids() == ["AnnualCrop_1", "Pasture_300", "SeaLake_3000"]  # the real patches are all read
+    with pytest.raises(PatchError) as info:  # the first one met stops a strict reader
+        EuroSAT(root)
+    assert info.value.reason == odd[info.value.patch_id]
 
 
 def test_bad_patches_raise_and_skip(tmp_path: Path) -> None:
@@ -150,9 +174,9 @@ def test_bad_patches_raise_and_skip(tmp_path: Path) -> None:
     shutil.copy(rico() / "Pasture/Pasture_300.tif", root / "Pasture" / "Forest_9.tif")  # prefix disagrees
     (tmp_path / "eurosat-train.txt").write_text("AnnualCrop_1.jpg\nAnnualCrop_77.jpg\nPasture_300.jpg\n")  # 77 absent
 
-    with pytest.raises(PatchError, match=r"Forest_9 .*Pasture/Forest_9\.tif.*class Pasture"):
-        EuroSAT(tmp_path)
-    r = EuroSAT(tmp_path, on_bad="skip")
+    with pytest.raises(PatchError, match=r"Forest_9 .*Pasture/Forest_9\.tif.*says class Forest, its folder is Pasture"):
+        EuroSAT(tmp_path, missing="error")
+    r = EuroSAT(tmp_path, on_bad="skip", missing="error")
     assert [(b.patch_id, Path(b.path).relative_to(root).as_posix()) for b in r.bad] == [
         ("Forest_9", "Pasture/Forest_9.tif"),
         ("AnnualCrop_77", "AnnualCrop/AnnualCrop_77.tif"),

@@ -101,7 +101,7 @@ def test_official_list_over_absent_data_reports_or_raises(tmp_path: Path) -> Non
     assert len(r) == 0 and r.missing_from_disk == {"test": 18_106} and r.bad == []
     summary = summarise(r, progress=False)
     assert summary["missing_from_disk"] == {"test": 18_106} and summary["patches"] == 0
-    assert "listed but absent on disk: test 18,106" in format_summary(summary)
+    assert "listed but absent on disk: 18,106 patch(es) (test 18,106)" in format_summary(summary)
 
     def order(name: str) -> tuple[int, int, int]:
         roi, season, _, scene, patch = name.removesuffix(".tif").split("_")
@@ -109,9 +109,9 @@ def test_official_list_over_absent_data_reports_or_raises(tmp_path: Path) -> Non
 
     first = min(read_split_list(splits / "test_list.txt"), key=order)
     with pytest.raises(PatchError, match="absent on disk") as info:
-        SEN12MS(tmp_path, **kw)
+        SEN12MS(tmp_path, missing="error", **kw)
     assert info.value.patch_id == first.removesuffix(".tif")  # records are in season/scene/patch order
-    skip = SEN12MS(tmp_path, on_bad="skip", **kw)
+    skip = SEN12MS(tmp_path, on_bad="skip", missing="error", **kw)
     assert len(skip.bad) == 18_106 and skip.missing_from_disk == {}
 
 
@@ -141,7 +141,7 @@ def test_pixels_and_band_order_vs_tifffile(tg: dict) -> None:
     assert r.split_counts() == {"train": 6, "test": 2}
     # s2_10m_20m = B02,B03,B04,B08,B05,B06,B07,B8A,B11,B12; SEN12MS files hold B1..B8,B8A,B9,B10,B11,B12.
     file_index = [1, 2, 3, 7, 4, 5, 6, 8, 11, 12]
-    for sample in r:
+    for sample in r.iter_samples():
         rec = r.records[r.ids().index(sample["id"])]
         s2 = tifffile.imread(tg_root() / rec.location)  # (H, W, 13), pixel-interleaved
         roi, season_name, _, scene, patch = sample["id"].split("_")
@@ -168,13 +168,13 @@ def test_multilabel_vs_official_formula(tg: dict, threshold: float) -> None:
     simple = SEN12MS(tg_root(), patch_px=PX, bands="B02", multilabel_threshold=threshold, **tg["kw"])
     full = SEN12MS(tg_root(), patch_px=PX, bands="B02", classes="igbp17", multilabel_threshold=threshold, **tg["kw"])
     assert simple.classes == contract.SIMPLE10
-    for s_simple, s_full in zip(simple, full, strict=True):
+    for s_simple, s_full in zip(simple.iter_samples(), full.iter_samples(), strict=True):
         p = tg["labels"][s_simple["id"] + ".tif"]
         np.testing.assert_array_equal(s_simple["label"], (official_simple10(p) >= threshold).astype(np.uint8))
         np.testing.assert_array_equal(s_full["label"], (p >= threshold).astype(np.uint8))
         assert s_simple["labels"] == [c for c, on in zip(contract.SIMPLE10, s_simple["label"], strict=True) if on]
         np.testing.assert_array_equal(s_simple["meta"]["igbp"], p.astype(np.float32))
-    edge = simple[simple.ids().index(tg["ids"][0])]
+    edge = simple.read(simple.ids().index(tg["ids"][0]))
     assert edge["labels"] == (["Forest", "Water"] if threshold == 0.1 else ["Forest"])
     # The two thresholds must actually label differently somewhere (else this test proves nothing).
     low = SEN12MS(tg_root(), patch_px=PX, bands="B02", multilabel_threshold=0.1, **tg["kw"])
@@ -182,9 +182,20 @@ def test_multilabel_vs_official_formula(tg: dict, threshold: float) -> None:
     assert sum(int(a["label"].sum()) for a in low) > sum(int(b["label"].sum()) for b in high)
 
 
+def test_patch_size_is_read_from_the_files(tg: dict) -> None:
+    """torchgeo's fixtures are 64 px, the real data 256 px: no ``patch_px`` needed for either."""
+    side = tifffile.imread(next(tg_root().glob("ROIs*/s2_*/*.tif"))).shape[0]
+    assert side == PX
+    r = SEN12MS(tg_root(), bands="B02", **tg["kw"])
+    assert r.patch_px == PX and r.read(0)["image"]["10m"].shape == (1, PX, PX)
+    forced = SEN12MS(tg_root(), bands="B02", patch_px=256, **tg["kw"])  # an explicit size still rules ...
+    with pytest.raises(PatchError, match=f"expected 256x256 px, file has {PX}x{PX}"):  # ... and is checked
+        forced[0]
+
+
 def test_single_label_is_argmax_one_hot(tg: dict) -> None:
     r = SEN12MS(tg_root(), patch_px=PX, bands="B02", single_label=True, **tg["kw"])
-    for s in r:
+    for s in r.iter_samples():
         p = tg["labels"][s["id"] + ".tif"]
         expected = np.zeros(10, dtype=np.uint8)
         expected[np.argmax(official_simple10(p))] = 1
@@ -200,7 +211,7 @@ def test_labels_from_lc_band(tmp_path: Path) -> None:
     lc[0, :32] = 12  # croplands dominate
     write_tif(root / "ROIs1970_fall/lc_7/ROIs1970_fall_lc_7_p3.tif", lc)
     r = SEN12MS(root, patch_px=PX, bands="B02", label_source="lc", classes="igbp17")
-    s = r[0]
+    s = r.read(0)
     values, counts = np.unique(lc[0], return_counts=True)
     expected = np.zeros(17)
     expected[values - 1] = counts / lc[0].size
@@ -331,7 +342,7 @@ def test_bad_patches_raise_and_skip(tmp_path: Path) -> None:
     assert f"{pid(9)}.tif" not in labels  # p9 has no label entry
     write_list(root / "splits" / "train_list.txt", listed)
 
-    kw = {"patch_px": PX, "bands": "s1_s2_10m_20m"}
+    kw = {"bands": "s1_s2_10m_20m", "missing": "error"}  # the patch size is read from the files, not given
     with pytest.raises(PatchError) as info:
         SEN12MS(root, **kw)
     assert info.value.patch_id == pid(9) and "IGBP_probability_labels.pkl" in str(info.value)

@@ -31,11 +31,13 @@ def test_bigearthnet_v1_round_trip(tmp_path: Path) -> None:
     assert len(reader) == 10 and sorted(reader.ids()) == sorted(truth)
     _check_split_counts(reader.split_counts(), g)
     ben19 = open_dataset("bigearthnet-v1", g.root)
-    for i, sample in enumerate(reader):
+    for i, sample in enumerate(reader.iter_samples()):
         t = truth[sample["id"]]
         assert tuple(sample["labels"]) == t.labels  # both in BEN43 (CLC code) order
-        assert ben19[i]["labels"] == [c for c in contract.BEN19 if c in {contract.BEN43_TO_BEN19[x] for x in t.labels}]
-        assert ben19[i]["labels"]  # like every patch of the official splits
+        assert ben19.read(i)["labels"] == [
+            c for c in contract.BEN19 if c in {contract.BEN43_TO_BEN19[x] for x in t.labels}
+        ]
+        assert ben19.read(i)["labels"]  # like every patch of the official splits
         assert sample["meta"]["split"] == t.split and sample["meta"]["country"] == t.meta["country"]
         names = [b for group in sample["image"] for b in reader.groups[group]]
         stacked = {
@@ -55,7 +57,7 @@ def test_bigearthnet_v2_round_trip(tmp_path: Path) -> None:
     with_flagged = open_dataset("bigearthnet-v2", g.root, include_snow_cloud=True)
     assert len(with_flagged) == 11
     truth = g.by_id()
-    for sample in reader:
+    for sample in reader.iter_samples():
         t = truth[sample["id"]]
         assert sorted(sample["labels"]) == list(t.labels)
         assert np.array_equal(sample["reference_map"], t.arrays["reference_map"])
@@ -76,10 +78,10 @@ def test_sen12ms_round_trip(tmp_path: Path) -> None:
     assert len(reader) == 24
     _check_split_counts(reader.split_counts(), g)
     from_lc = open_dataset("sen12ms", g.root, patch_px=24, classes="igbp17", label_source="lc")
-    for i, sample in enumerate(reader):
+    for i, sample in enumerate(reader.iter_samples()):
         t = truth[sample["id"]]
         expected = [c for c, f in zip(contract.IGBP17, t.meta["igbp_fractions"], strict=True) if f >= 0.1]
-        assert sample["labels"] == expected and from_lc[i]["labels"] == expected
+        assert sample["labels"] == expected and from_lc.read(i)["labels"] == expected
         assert set(t.labels) >= set(expected)
         for group, img in sample["image"].items():
             for band, arr in zip(reader.groups[group], img, strict=True):
@@ -91,7 +93,7 @@ def test_eurosat_round_trip(tmp_path: Path) -> None:
     truth = g.by_id()
     reader = open_dataset("eurosat", g.root, bands=contract.EUROSAT_BANDS, geo=True)
     assert len(reader) == 20 and reader.split_counts() == {None: 20}
-    for sample in reader:
+    for sample in reader.iter_samples():
         t = truth[sample["id"]]
         assert tuple(sample["labels"]) == t.labels == (sample["id"].rsplit("_", 1)[0],)
         assert sample["meta"]["crs"].startswith("EPSG:326")

@@ -33,7 +33,7 @@ def eurosat_root(shared: Path) -> Path:
 def test_real_eurosat_through_the_adapted_first_layer(eurosat_root: Path) -> None:
     root = eurosat_root
     reader = open_dataset("eurosat", root, bands=FILE_ORDER)  # every band, in file order
-    samples = list(reader)
+    samples = list(reader.iter_samples())
     assert len(samples) == 3
     cubes = []
     for s, rec in zip(samples, reader.records, strict=True):

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from landzoo.cli._reader_options import add_reader_options, parse_options
+from landzoo.cli._reader_options import add_reader_options, reader_arguments
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,7 +17,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="encode a raw dataset into a fast, verified, sharded store",
         description="Read a raw dataset through its reader and write a store: native-resolution arrays per band "
         "group, sharded, with a parquet index and a manifest carrying the data contract. Interrupted (even by "
-        "kill -9)? Run the same command again: it finishes what is missing and gives the same store.",
+        "kill -9)? Run the same command again: it finishes what is missing and gives the same store. Patches "
+        "that a split list names but that are absent on disk are counted per split, printed in a line and "
+        "recorded in STORE/report.json (--missing report, the default for every dataset), or are each a bad "
+        "patch (--missing error: encode stops, or lists them with --skip-bad).",
     )
     p.add_argument(
         "src",
@@ -58,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from landzoo.store.archive import ARCHIVE_SUFFIXES, dataset_root, is_archive, unpack_archive
     from landzoo.store.encode import encode
 
-    reader_kwargs = parse_options(args.option)
+    reader_kwargs = reader_arguments(args)
     if reader_kwargs.get("reference_map"):
         # The reader would read and check every reference map, and the store would silently drop them.
         raise DatasetError(
@@ -93,6 +96,21 @@ def run(args: argparse.Namespace) -> int:
     )
     if res.skipped:
         print(f"skipped {res.skipped} bad patch(es): see {res.store / 'report.json'}")
+    _print_missing(res.store)
     if unpacked is not None and not args.keep_unpacked:
         shutil.rmtree(unpacked)  # scratch: the store now holds everything that was read
     return 0
+
+
+def _print_missing(store: Path) -> None:
+    """The line about listed patches absent on disk (``--missing report``), from the store's report.json."""
+    import json
+
+    from landzoo.datasets.summary import missing_line
+
+    try:
+        missing = json.loads((store / "report.json").read_text())["reader"].get("missing_from_disk") or {}
+    except (OSError, ValueError, KeyError, AttributeError):
+        return  # the report is the store's; verify/info speak about a damaged one
+    if missing:
+        print(missing_line(missing, where=f"recorded in {store / 'report.json'}"))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
-from landzoo.cli._reader_options import add_reader_options, parse_options
+from landzoo.cli._reader_options import add_reader_options, reader_arguments
 from landzoo.datasets import READERS
 
 
@@ -14,7 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "inspect",
         help="read a raw dataset folder and print patches per split, label frequencies and bad patches",
         description="Read every patch of a raw dataset folder (pixels included, so broken files are found) "
-        "and print patches per split, label frequencies and any bad patches.",
+        "and print patches per split, label frequencies and any bad patches. Patches that a split list names but "
+        "that are absent on disk are counted per split and shown in a line of their own (--missing report, the "
+        "default for every dataset), or are each a bad patch (--missing error).",
     )
     p.add_argument("root", metavar="DIR", help="dataset folder (as downloaded, or as written by `landzoo generate`)")
     p.add_argument("--dataset", required=True, choices=sorted(READERS), help="dataset format of DIR")
@@ -31,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from landzoo.datasets import open_dataset
-    from landzoo.datasets.summary import format_summary, summarise
+    from landzoo.datasets.summary import format_summary, missing_line, summarise
 
     reader = open_dataset(
         args.dataset,
@@ -39,8 +42,10 @@ def run(args: argparse.Namespace) -> int:
         bands=args.bands,
         classes=args.classes,
         on_bad="raise" if args.strict else "skip",
-        **parse_options(args.option),
+        **reader_arguments(args),
     )
     summary = summarise(reader, progress=not args.json, limit=args.limit)
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+    if args.json and summary["missing_from_disk"]:
+        print(missing_line(summary["missing_from_disk"]), file=sys.stderr)
     return 1 if summary["bad_patches"] else 0

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import importlib
-import inspect
 import os
 from typing import Any
 
 from landzoo.datasets.base import (
     SPLITS,
     BadPatch,
-    DatasetError,
-    PatchError,
     PatchRecord,
     Reader,
     Sample,
 )
+from landzoo.datasets.errors import DatasetError, PatchError
 
 #: Dataset name -> "module:class" of its reader (imported on use, so the CLI starts fast).
 READERS: dict[str, str] = {
@@ -36,23 +34,14 @@ def reader_class(name: str) -> type[Reader]:
 
 
 def open_dataset(name: str, root: str | os.PathLike, **kwargs: Any) -> Reader:
-    """Open a raw dataset folder with the reader for ``name`` (options as in :class:`Reader`).
+    """Open a raw dataset folder with the reader for ``name``.
 
-    An option the reader does not take is a :class:`DatasetError` listing the ones it does (options come
-    from the command line as ``-o KEY=VALUE``, so a typo must be one clear line, not a ``TypeError``).
+    ``kwargs`` are the arguments every reader takes (``bands``, ``classes``, ``splits``, ``on_bad``,
+    ``missing``, ``transforms``; see :class:`Reader`) and the reader's own options (the fields of its
+    ``Options`` dataclass), as Python values or as command-line strings: each is converted by its declared
+    type. An option the reader does not have is one :class:`DatasetError` line listing the ones it has.
     """
-    cls = reader_class(name)
-    accepted = {
-        p.name
-        for c in cls.__mro__
-        if "__init__" in vars(c)
-        for p in inspect.signature(c.__init__).parameters.values()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY
-    }
-    unknown = sorted(set(kwargs) - accepted)
-    if unknown:
-        raise DatasetError(f"{name} reader has no option {', '.join(unknown)} (options: {', '.join(sorted(accepted))})")
-    return cls(root, **kwargs)
+    return reader_class(name)(root, **kwargs)
 
 
 __all__ = [

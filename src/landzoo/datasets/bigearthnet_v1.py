@@ -10,9 +10,8 @@ Why it looks the way it does:
 
 * Splits come from, in order: explicit ``split_files``; ``<folder above the patch folders>/splits/*.csv``
   (what ``landzoo generate`` writes); the official lists shipped inside the ``bigearthnet-common``
-  package. With the official lists a partial copy on disk is normal, so listed-but-absent patches are
-  *counted* (``missing_from_disk``); with any other list they are errors, since the list was made for
-  this folder.
+  package. Listed patches absent on disk follow the readers' one policy (``missing``, see
+  :mod:`landzoo.datasets.base`): counted per split by default, each a bad patch with ``missing="error"``.
 * The acquisition time is taken from the JSON, never from the folder name: 69,866 names drop the leading
   zero of the hour (``..._20170924T93020_69_24``).
 * Country, season and the S1 pairing come from bigearthnet-common's 590k-row table. Decompressing it costs
@@ -25,11 +24,14 @@ Why it looks the way it does:
 from __future__ import annotations
 
 import bz2
+import dataclasses
 import functools
 import json
+import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -38,17 +40,9 @@ from typing import Any
 import numpy as np
 
 from landzoo import contract
-from landzoo.datasets.base import (
-    SPLITS,
-    DatasetError,
-    OnBad,
-    PatchError,
-    PatchRecord,
-    Reader,
-    Sample,
-    read_band_file,
-    read_lines,
-)
+from landzoo.datasets.base import SPLITS, PatchRecord, Reader, Sample, read_band_file, read_lines
+from landzoo.datasets.errors import DatasetError, PatchError
+from landzoo.datasets.options import SplitFiles
 
 __all__ = [
     "S1_NAME_RE",
@@ -56,7 +50,9 @@ __all__ = [
     "BigEarthNetV1",
     "official_v1_splits",
     "read_s1_group",
+    "read_s1_labels_json",
     "read_s2_group",
+    "read_s2_labels_json",
     "v1_snow_cloud_lists",
 ]
 
@@ -159,16 +155,23 @@ def read_s1_group(folder: Path, s1_name: str, bands: Sequence[str], patch_id: st
 
 
 def _read_json(path: Path, patch_id: str) -> dict[str, Any]:
-    if not path.is_file():
-        raise PatchError(patch_id, path, "labels JSON is missing")
+    """A labels JSON file as a dict; any fault (absent, unreadable, not JSON, not an object) is a PatchError."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise PatchError(patch_id, path, "labels JSON is missing") from None
     except OSError as err:
-        raise PatchError(patch_id, path, f"unreadable JSON ({err})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise PatchError(patch_id, path, f"unreadable JSON ({err.strerror or err})") from None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise PatchError(patch_id, path, f"malformed JSON (not UTF-8: {err.reason} at byte {err.start})") from None
+    except ValueError as err:  # JSONDecodeError, and ints over Python's digit limit
         raise PatchError(patch_id, path, f"malformed JSON ({err})") from None
+    except RecursionError:
+        raise PatchError(patch_id, path, "malformed JSON (nested too deeply)") from None
     if not isinstance(data, dict):
-        raise PatchError(patch_id, path, "JSON is not an object")
+        raise PatchError(patch_id, path, f"JSON is not an object but a {type(data).__name__}")
     return data
 
 
@@ -176,6 +179,64 @@ def _check_keys(data: dict[str, Any], keys: Sequence[str], path: Path, patch_id:
     missing = [k for k in keys if k not in data]
     if missing:
         raise PatchError(patch_id, path, f"JSON lacks key(s) {', '.join(missing)}")
+
+
+def _text(data: dict[str, Any], key: str, path: Path, patch_id: str) -> str:
+    value = data[key]
+    if not isinstance(value, str):
+        raise PatchError(patch_id, path, f"'{key}' must be a string, got {value!r:.80}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class S2Labels:
+    """What a v1 S2 ``_labels_metadata.json`` says: 43-class labels, acquisition time (ISO), tile source."""
+
+    labels: tuple[str, ...]
+    date: str
+    tile_source: str
+
+
+def read_s2_labels_json(path: Path, patch_id: str) -> S2Labels:
+    """Read and check an S2 labels JSON: every fault is a :class:`PatchError` naming the patch and the file."""
+    data = _read_json(path, patch_id)
+    _check_keys(data, _S2_JSON_KEYS, path, patch_id)
+    labels = data["labels"]
+    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
+        raise PatchError(patch_id, path, f"'labels' must be a non-empty list of class names, got {labels!r:.200}")
+    unknown = [x for x in labels if x not in contract.BEN43_TO_BEN19]
+    if unknown:
+        raise PatchError(patch_id, path, f"unknown BigEarthNet-43 label(s) {', '.join(map(repr, unknown))}")
+    coords = data["coordinates"]
+    if not isinstance(coords, dict) or any(not _finite_number(coords.get(k)) for k in _COORD_KEYS):
+        raise PatchError(patch_id, path, f"'coordinates' must hold finite numbers {', '.join(_COORD_KEYS)}")
+    when = data["acquisition_date"]
+    try:
+        if not isinstance(when, str):
+            raise ValueError
+        date = datetime.strptime(when, "%Y-%m-%d %H:%M:%S").isoformat()
+    except ValueError:
+        raise PatchError(patch_id, path, f"acquisition_date {when!r:.80} is not 'YYYY-MM-DD HH:MM:SS'") from None
+    return S2Labels(tuple(labels), date, _text(data, "tile_source", path, patch_id))
+
+
+def read_s1_labels_json(path: Path, patch_id: str) -> tuple[str, str | None]:
+    """Read and check an S1 labels JSON of S2 patch ``patch_id``: its paired S2 name and acquisition time."""
+    data = _read_json(path, patch_id)
+    _check_keys(data, _S1_JSON_KEYS, path, patch_id)
+    s2 = data["corresponding_s2_patch"]
+    if s2 != patch_id:
+        raise PatchError(patch_id, path, f"S1 JSON pairs with {s2!r:.80}, not with this patch")
+    when = data["acquisition_time"]
+    if when is not None and not isinstance(when, str):
+        raise PatchError(patch_id, path, f"'acquisition_time' must be a string, got {when!r:.80}")
+    return s2, when or None
+
+
+def _finite_number(x: Any) -> bool:
+    if isinstance(x, bool):
+        return False
+    return isinstance(x, int) or (isinstance(x, float) and math.isfinite(x))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -186,61 +247,44 @@ def _check_keys(data: dict[str, Any], keys: Sequence[str], path: Path, patch_id:
 class BigEarthNetV1(Reader):
     """BigEarthNet v1.0 S2 (and optionally S1) patches, labelled with BigEarthNet-19 or the 43 CLC classes.
 
-    ``root`` is the ``BigEarthNet-v1.0`` folder (any folder of patch folders) or its parent.
-    S1 bands need ``s1_root`` (the ``BigEarthNet-S1-v1.0`` folder or its parent); without it a
-    ``BigEarthNet-S1-v1.0`` folder beside the S2 patch folder is used if there is one.
-    Attributes set while indexing: ``split_source`` (which lists gave the splits), ``missing_from_disk``
-    (official lists only: listed patches absent here, per split), ``excluded`` (snow/cloud patches left
-    out when ``drop_snow_cloud``), ``unlisted`` (ids of the indexed patches that no split list names: they
-    get split None), ``patches_dir`` and ``s1_dir``.
+    ``root`` is the ``BigEarthNet-v1.0`` folder (any folder of patch folders) or its parent. Takes the
+    common arguments of :class:`Reader` and the fields of :class:`BigEarthNetV1.Options`.
+    Attributes set while indexing, beside the common ones: ``patches_dir`` and ``s1_dir``; ``excluded``
+    counts the snow/cloud patches left out (``drop_snow_cloud``) per flag.
     """
+
+    @dataclasses.dataclass(frozen=True)
+    class Options:
+        """Options of the BigEarthNet v1 reader."""
+
+        split_files: SplitFiles | None = None
+        """Split lists to use (CSV, ``S2name`` or ``S2name,S1name`` a row); default: ``splits/*.csv`` beside
+        the patch folder, else the official lists shipped in bigearthnet-common."""
+        s1_root: Path | None = None
+        """The ``BigEarthNet-S1-v1.0`` folder (or its parent), for S1 bands; default: one beside the S2 folder."""
+        drop_snow_cloud: bool = True
+        """Leave out the patches of the official seasonal-snow and cloud/shadow lists (counted in ``excluded``)."""
 
     name = "bigearthnet-v1"
     available_bands = contract.S2_L2A_BANDS + contract.S1_BANDS
     class_sets = ("ben19", "ben43")
-
-    def __init__(
-        self,
-        root: str | os.PathLike,
-        *,
-        bands: str | Sequence[str] | None = None,
-        classes: str | None = None,
-        splits: Sequence[str] | None = None,
-        on_bad: OnBad = "raise",
-        split_files: Mapping[str, str | os.PathLike] | None = None,
-        s1_root: str | os.PathLike | None = None,
-        drop_snow_cloud: bool = True,
-    ) -> None:
-        root = Path(root)
-        self.patches_dir = root / S2_FOLDER if (root / S2_FOLDER).is_dir() else root
-        if split_files is not None:
-            unknown = [k for k in split_files if k not in SPLITS]
-            if unknown:
-                raise DatasetError(f"split_files has unknown split(s) {', '.join(unknown)}; use {', '.join(SPLITS)}")
-        self._split_files = {k: Path(v) for k, v in (split_files or {}).items()}
-        self._s1_root = None if s1_root is None else Path(s1_root)
-        self.drop_snow_cloud = drop_snow_cloud
-        self.split_source = ""
-        self.missing_from_disk: dict[str, int] = {}
-        self.excluded: dict[str, int] = {}
-        self.unlisted: list[str] = []
-        self.s1_dir: Path | None = None
-        self._names: dict[str, tuple[str, str, str]] | None = None
-        self._s1_by_json: dict[str, str] | None = None
-        super().__init__(root, bands=bands, classes=classes, splits=splits, on_bad=on_bad)
-        if "s1" in self.groups:
-            self.s1_dir = self._resolve_s1_dir()
+    options: Options
 
     # ---- index --------------------------------------------------------------------------------------
     def _index(self) -> list[PatchRecord]:
+        self.patches_dir = self.root / S2_FOLDER if (self.root / S2_FOLDER).is_dir() else self.root
+        self._names: dict[str, tuple[str, str, str]] | None = None
+        self._s1_by_json: dict[str, str] | None = None
+        self.s1_dir: Path | None = self._resolve_s1_dir() if "s1" in self.groups else None
         on_disk = self._walk()
         split_of, pair_of = self._splits(on_disk)
         flags = _flag_sets()
-        self.excluded = {flag: 0 for flag in flags} if self.drop_snow_cloud else {}
+        drop = self.options.drop_snow_cloud
+        self.excluded = {flag: 0 for flag in flags} if drop else {}
         records = []
         for name in sorted(on_disk):
             meta: dict[str, Any] = {flag: name in names for flag, names in flags.items()}
-            if self.drop_snow_cloud and any(meta.values()):
+            if drop and any(meta.values()):
                 for flag, is_set in meta.items():
                     self.excluded[flag] += is_set
                 continue
@@ -271,10 +315,11 @@ class BigEarthNetV1(Reader):
         return names
 
     def _split_lists(self) -> tuple[dict[str, Path], bool]:
-        """The split files to use and whether they are the official lists (then a partial copy is normal)."""
-        if self._split_files:
-            self.split_source = "split files: " + ", ".join(f"{k}={v}" for k, v in self._split_files.items())
-            return self._split_files, False
+        """The split files to use, and whether they are the official lists (counted in bulk when absent)."""
+        if self.options.split_files:
+            files = dict(self.options.split_files)
+            self.split_source = "split files: " + ", ".join(f"{k}={v}" for k, v in files.items())
+            return files, False
         folder = self.patches_dir.parent / "splits"
         found = {s: folder / f"{s}.csv" for s in SPLITS if (folder / f"{s}.csv").is_file()}
         if found:
@@ -284,15 +329,19 @@ class BigEarthNetV1(Reader):
         return {}, True
 
     def _splits(self, on_disk: set[str]) -> tuple[dict[str, str], dict[str, str]]:
-        """Map patch name -> split (and -> S1 name from 2-column lists); handle listed-but-absent patches."""
+        """Map patch name -> split (and -> S1 name from 2-column lists); apply ``missing`` to absent ones."""
         files, official = self._split_lists()
         if official:
             split_of = _official_split_of()
-            self.missing_from_disk = {s: len(_package_lines(f"{s}.csv.bz2")) for s in SPLITS}
-            for name in on_disk:
-                s = split_of.get(name)
-                if s is not None:
-                    self.missing_from_disk[s] -= 1
+            if self.missing == "report":  # in bulk: the official lists name 519k patches
+                present = Counter(split_of.get(name) for name in on_disk)
+                for s in SPLITS:
+                    self._count_absent(s, len(_package_lines(f"{s}.csv.bz2")) - present[s])
+            else:
+                for s in SPLITS:
+                    for name in _package_lines(f"{s}.csv.bz2"):
+                        if name not in on_disk:
+                            self._absent(name, s, self.patches_dir / name, f"official v1 list {s}.csv")
             return split_of, {}
         split_of: dict[str, str] = {}
         pair_of: dict[str, str] = {}
@@ -303,10 +352,8 @@ class BigEarthNetV1(Reader):
                 split_of[name] = s
                 if s1:
                     pair_of[name] = s1
-                if name not in on_disk and (self.splits is None or s in self.splits):
-                    self._bad(
-                        PatchError(name, path, f"listed in the {s} split but absent from disk ({self.patches_dir})")
-                    )
+                if name not in on_disk:
+                    self._absent(name, s, self.patches_dir / name, str(path))
         return split_of, pair_of
 
     @staticmethod
@@ -325,14 +372,15 @@ class BigEarthNetV1(Reader):
         return rows
 
     def _resolve_s1_dir(self) -> Path:
-        if self._s1_root is None:
+        s1_root = self.options.s1_root
+        if s1_root is None:
             guess = self.patches_dir.parent / S1_FOLDER
             if guess.is_dir():
                 return guess
             raise DatasetError(f"{self.name}: S1 bands need s1_root (no {guess} beside the S2 patches)")
-        if not self._s1_root.is_dir():
-            raise DatasetError(f"{self.name}: S1 folder {self._s1_root} does not exist")
-        return self._s1_root / S1_FOLDER if (self._s1_root / S1_FOLDER).is_dir() else self._s1_root
+        if not s1_root.is_dir():
+            raise DatasetError(f"{self.name}: S1 folder {s1_root} does not exist")
+        return s1_root / S1_FOLDER if (s1_root / S1_FOLDER).is_dir() else s1_root
 
     # ---- lazily loaded metadata ---------------------------------------------------------------------
     def name_table(self) -> dict[str, tuple[str, str, str]]:
@@ -377,15 +425,15 @@ class BigEarthNetV1(Reader):
         for entry in os.scandir(self.s1_dir):
             path = Path(entry.path) / f"{entry.name}_labels_metadata.json"
             try:
-                s2 = json.loads(path.read_text(encoding="utf-8")).get("corresponding_s2_patch")
-            except (OSError, ValueError, AttributeError):
+                s2 = json.loads(path.read_bytes().decode("utf-8")).get("corresponding_s2_patch")
+            except (OSError, ValueError, AttributeError, RecursionError):
                 continue  # that S1 patch pairs with nothing; a patch that needs it fails with its own error
             if isinstance(s2, str) and s2:
                 out[s2] = entry.name
         return out
 
     # ---- reading ------------------------------------------------------------------------------------
-    def _read(self, record: PatchRecord) -> Sample:
+    def _read(self, record: PatchRecord, *, meta: bool = True) -> Sample:
         folder = self.root / record.location
         if not folder.is_dir():
             raise PatchError(record.id, folder, "patch folder is missing")
@@ -396,44 +444,22 @@ class BigEarthNetV1(Reader):
                 image[group] = self._read_s1(record, names, s1_meta)
             else:
                 image[group] = read_s2_group(folder, record.id, names, record.id)
-        path = folder / f"{record.id}_labels_metadata.json"
-        data = _read_json(path, record.id)
-        labels43, date = self._check_s2_json(data, path, record.id)
+        parsed = read_s2_labels_json(folder / f"{record.id}_labels_metadata.json", record.id)
+        labels43 = list(parsed.labels)
         labels19 = contract.ben43_to_ben19(labels43)
-        s1_name, country, season = self.name_table().get(record.id, (None, None, None))
-        meta = {
+        s1_name, country, season = self.name_table().get(record.id, (None,) * 3) if meta else (None,) * 3
+        extra = {
             "country": country,
             "season": season,
-            "date": date,
-            "tile_source": data["tile_source"],
+            "date": parsed.date,
+            "tile_source": parsed.tile_source,
             "s1_name": record.meta.get("s1_name") or s1_name,
             "no_ben19_labels": not labels19,
             **s1_meta,
         }
         sample = self._sample(record, image, labels19 if self.class_set_name == "ben19" else labels43)
-        sample["meta"].update(meta)
+        sample["meta"].update(extra)
         return sample
-
-    @staticmethod
-    def _check_s2_json(data: dict[str, Any], path: Path, patch_id: str) -> tuple[list[str], str]:
-        """Validate an S2 labels JSON; return its 43-class labels and ISO acquisition time."""
-        _check_keys(data, _S2_JSON_KEYS, path, patch_id)
-        labels = data["labels"]
-        if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
-            raise PatchError(patch_id, path, f"'labels' must be a non-empty list of class names, got {labels!r}")
-        unknown = [x for x in labels if x not in contract.BEN43_TO_BEN19]
-        if unknown:
-            raise PatchError(patch_id, path, f"unknown BigEarthNet-43 label(s) {', '.join(map(repr, unknown))}")
-        coords = data["coordinates"]
-        if not isinstance(coords, dict) or any(not isinstance(coords.get(k), int | float) for k in _COORD_KEYS):
-            raise PatchError(patch_id, path, f"'coordinates' must hold numbers {', '.join(_COORD_KEYS)}")
-        try:
-            date = datetime.strptime(str(data["acquisition_date"]), "%Y-%m-%d %H:%M:%S").isoformat()
-        except ValueError:
-            raise PatchError(
-                patch_id, path, f"acquisition_date {data['acquisition_date']!r} is not 'YYYY-MM-DD HH:MM:SS'"
-            ) from None
-        return labels, date
 
     def _read_s1(self, record: PatchRecord, bands: Sequence[str], meta: dict[str, Any]) -> np.ndarray:
         assert self.s1_dir is not None
@@ -441,13 +467,6 @@ class BigEarthNetV1(Reader):
         folder = self.s1_dir / s1_name
         if not folder.is_dir():
             raise PatchError(record.id, folder, f"paired S1 patch folder {s1_name} is missing")
-        path = folder / f"{s1_name}_labels_metadata.json"
-        data = _read_json(path, record.id)
-        _check_keys(data, _S1_JSON_KEYS, path, record.id)
-        if data["corresponding_s2_patch"] != record.id:
-            raise PatchError(
-                record.id, path, f"S1 JSON pairs with {data['corresponding_s2_patch']!r}, not with this patch"
-            )
+        _, meta["s1_date"] = read_s1_labels_json(folder / f"{s1_name}_labels_metadata.json", record.id)
         meta["s1_name"] = s1_name
-        meta["s1_date"] = str(data["acquisition_time"]) or None
         return read_s1_group(folder, s1_name, bands, record.id)

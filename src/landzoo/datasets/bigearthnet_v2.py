@@ -11,9 +11,10 @@ Layout (formats.md 2.2)::
 Why it looks the way it does:
 
 * The parquet is the index; the disk walk (115 tile folders) only says which of its patches are present.
-  A listed patch absent on disk is an error by default (``missing="error"``); ``missing="report"`` counts
-  such patches in ``missing_from_disk`` for deliberate subsets. Patches on disk that the loaded parquet
-  files do not list are counted in ``excluded`` (snow/cloud ones separately when that parquet is there).
+  Listed patches absent on disk follow the readers' one policy (``missing``, :mod:`landzoo.datasets.base`):
+  counted per split by default (a partial download against the official parquet is normal), each a bad
+  patch with ``missing="error"``. Patches on disk that the loaded parquet files do not list are counted in
+  ``excluded`` (snow/cloud ones separately when that parquet is there).
 * Parquet labels are 19-class names sorted alphabetically; they become a multi-hot matrix in
   :data:`landzoo.contract.BEN19` order at index time, vectorised with Arrow (480k rows in well under 1 s).
 * The parquet's ``validation`` split is called ``val`` here, like every other reader.
@@ -21,26 +22,19 @@ Why it looks the way it does:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from landzoo import contract
-from landzoo.datasets.base import (
-    SPLITS,
-    DatasetError,
-    OnBad,
-    PatchError,
-    PatchRecord,
-    Reader,
-    Sample,
-    read_band_file,
-)
+from landzoo.datasets.base import PatchRecord, Reader, Sample, read_band_file
 from landzoo.datasets.bigearthnet_v1 import read_s1_group, read_s2_group
+from landzoo.datasets.errors import DatasetError, PatchError
 
 __all__ = ["V2_PATCH_RE", "BigEarthNetV2", "load_v2_metadata"]
 
@@ -102,74 +96,63 @@ def load_v2_metadata(path: str | os.PathLike) -> Any:
 class BigEarthNetV2(Reader):
     """BigEarthNet v2.0 S2 (and optionally S1) patches with BigEarthNet-19 labels and optional reference maps.
 
-    ``root`` holds ``BigEarthNet-S2/`` and ``metadata.parquet`` (each overridable by argument). Attributes
-    set while indexing: ``missing_from_disk`` (per split, ``missing="report"`` only), ``excluded``
-    (patches on disk that the loaded parquet files do not list), ``metadata_path``, ``s2_dir``.
+    ``root`` holds ``BigEarthNet-S2/`` and ``metadata.parquet`` (each overridable by option). Takes the common
+    arguments of :class:`Reader` and the fields of :class:`BigEarthNetV2.Options`. Attributes set while
+    indexing, beside the common ones: ``metadata_path``, ``snow_cloud_path``, ``s2_dir``, ``s1_dir``,
+    ``reference_maps_dir``; ``excluded`` counts patches on disk that the loaded parquet files do not list.
     """
+
+    @dataclasses.dataclass(frozen=True)
+    class Options:
+        """Options of the BigEarthNet v2 reader."""
+
+        metadata: Path | None = None
+        """The metadata parquet (labels, splits, S1 pairing); default ``ROOT/metadata.parquet``."""
+        snow_cloud_metadata: Path | None = None
+        """The parquet of the snow/cloud/shadow patches; default
+        ``ROOT/metadata_for_patches_with_snow_cloud_or_shadow.parquet``."""
+        s2_dir: Path | None = None
+        """The S2 patch folder; default ``ROOT/BigEarthNet-S2``."""
+        s1_dir: Path | None = None
+        """The S1 patch folder (for S1 bands); default ``ROOT/BigEarthNet-S1``."""
+        reference_maps_dir: Path | None = None
+        """The reference-map folder; default ``ROOT/Reference_Maps``."""
+        include_snow_cloud: bool = False
+        """Also read the snow/cloud/shadow patches (from their own parquet)."""
+        reference_map: bool = False
+        """Add each patch's 120 px CLC reference map to the sample (``reference_map``)."""
 
     name = "bigearthnet-v2"
     available_bands = contract.S2_L2A_BANDS + contract.S1_BANDS
     class_sets = ("ben19",)
-
-    def __init__(
-        self,
-        root: str | os.PathLike,
-        *,
-        bands: str | Sequence[str] | None = None,
-        classes: str | None = None,
-        splits: Sequence[str] | None = None,
-        on_bad: OnBad = "raise",
-        metadata: str | os.PathLike | None = None,
-        snow_cloud_metadata: str | os.PathLike | None = None,
-        s2_dir: str | os.PathLike | None = None,
-        s1_dir: str | os.PathLike | None = None,
-        reference_maps_dir: str | os.PathLike | None = None,
-        missing: Literal["error", "report"] = "error",
-        include_snow_cloud: bool = False,
-        reference_map: bool = False,
-    ) -> None:
-        root = Path(root)
-        if missing not in ("error", "report"):
-            raise DatasetError(f"missing must be 'error' or 'report', not {missing!r}")
-        self.metadata_path = Path(metadata) if metadata is not None else root / METADATA
-        self.snow_cloud_path = (
-            Path(snow_cloud_metadata) if snow_cloud_metadata is not None else root / SNOW_CLOUD_METADATA
-        )
-        self.s2_dir = Path(s2_dir) if s2_dir is not None else root / "BigEarthNet-S2"
-        self.s1_dir = Path(s1_dir) if s1_dir is not None else root / "BigEarthNet-S1"
-        self.reference_maps_dir = (
-            Path(reference_maps_dir) if reference_maps_dir is not None else root / "Reference_Maps"
-        )
-        self.missing = missing
-        self.include_snow_cloud = include_snow_cloud
-        self.reference_map = reference_map
-        self.split_source = ""
-        self.missing_from_disk: dict[str, int] = {}
-        self.excluded: dict[str, int] = {}
-        self._labels: dict[str, np.ndarray] = {}
-        super().__init__(root, bands=bands, classes=classes, splits=splits, on_bad=on_bad)
-        if "s1" in self.groups and not self.s1_dir.is_dir():
-            raise DatasetError(f"{self.name}: S1 bands need the S1 folder, {self.s1_dir} does not exist")
-        if reference_map and not self.reference_maps_dir.is_dir():
-            raise DatasetError(f"{self.name}: reference maps folder {self.reference_maps_dir} does not exist")
+    options: Options
 
     # ---- index --------------------------------------------------------------------------------------
     def _index(self) -> list[PatchRecord]:
+        o = self.options
+        self.metadata_path = o.metadata or self.root / METADATA
+        self.snow_cloud_path = o.snow_cloud_metadata or self.root / SNOW_CLOUD_METADATA
+        self.s2_dir = o.s2_dir or self.root / "BigEarthNet-S2"
+        self.s1_dir = o.s1_dir or self.root / "BigEarthNet-S1"
+        self.reference_maps_dir = o.reference_maps_dir or self.root / "Reference_Maps"
+        self._labels: dict[str, np.ndarray] = {}
         if not self.s2_dir.is_dir():
             raise DatasetError(f"{self.name}: S2 folder {self.s2_dir} does not exist")
+        if "s1" in self.groups and not self.s1_dir.is_dir():
+            raise DatasetError(f"{self.name}: S1 bands need the S1 folder, {self.s1_dir} does not exist")
+        if o.reference_map and not self.reference_maps_dir.is_dir():
+            raise DatasetError(f"{self.name}: reference maps folder {self.reference_maps_dir} does not exist")
         on_disk = self._walk()
         sources = [(self.metadata_path, False)]
-        if self.include_snow_cloud:
+        if o.include_snow_cloud:
             sources.append((self.snow_cloud_path, True))
         self.split_source = " + ".join(str(p) for p, _ in sources)
-        self.missing_from_disk = {s: 0 for s in SPLITS} if self.missing == "report" else {}
         records: list[PatchRecord] = []
         listed: set[str] = set()
         for path, flagged in sources:
             records += self._records_from(path, flagged, on_disk, listed)
         unlisted = set(on_disk) - listed
-        self.excluded = {}
-        if unlisted and not self.include_snow_cloud and self.snow_cloud_path.is_file():
+        if unlisted and not o.include_snow_cloud and self.snow_cloud_path.is_file():
             import pyarrow.parquet as pq
 
             flagged_ids = set(pq.read_table(self.snow_cloud_path, columns=["patch_id"]).column(0).to_pylist())
@@ -214,16 +197,12 @@ class BigEarthNetV2(Reader):
         ids = table.column("patch_id")
         present = pc.is_in(ids, value_set=pa.array(list(on_disk), type=pa.string()))
         absent = table.filter(pc.invert(present))
-        if absent.num_rows:
-            if self.missing == "report":
-                for s, n in zip(*pc.value_counts(absent.column("split")).flatten(), strict=True):
-                    self.missing_from_disk[s.as_py()] += n.as_py()
-            else:
-                for pid, s in zip(
-                    absent.column("patch_id").to_pylist(), absent.column("split").to_pylist(), strict=True
-                ):
-                    if self.splits is None or s in self.splits:
-                        self._bad(PatchError(pid, path, f"listed in the {s} split but absent from {self.s2_dir}"))
+        if absent.num_rows and self.missing == "report":  # in bulk: the official parquet lists 480k patches
+            for s, n in zip(*pc.value_counts(absent.column("split")).flatten(), strict=True):
+                self._count_absent(s.as_py(), n.as_py())
+        elif absent.num_rows:
+            for pid, s in zip(absent.column("patch_id").to_pylist(), absent.column("split").to_pylist(), strict=True):
+                self._absent(pid, s, self.s2_dir / pid.rsplit("_", 2)[0] / pid, str(path))
         table = table.filter(present)
         pids = table.column("patch_id").to_pylist()
         twice = listed.intersection(pids)
@@ -275,7 +254,7 @@ class BigEarthNetV2(Reader):
         return matrix, bad_rows
 
     # ---- reading ------------------------------------------------------------------------------------
-    def _read(self, record: PatchRecord) -> Sample:
+    def _read(self, record: PatchRecord, *, meta: bool = True) -> Sample:
         folder = self.root / record.location
         if not folder.is_dir():
             raise PatchError(record.id, folder, "patch folder is missing")
@@ -287,7 +266,7 @@ class BigEarthNetV2(Reader):
                 image[group] = read_s2_group(folder, record.id, names, record.id)
         labels = [c for c, on in zip(contract.BEN19, self._labels[record.id], strict=True) if on]
         sample = self._sample(record, image, labels)
-        if self.reference_map:
+        if self.options.reference_map:
             sample["reference_map"] = self._read_reference_map(record)
         return sample
 

@@ -10,10 +10,16 @@ Layouts found under ``root``, first match wins: ``EuroSAT_MS/<Class>/`` (Zenodo)
 The common split lists (``eurosat-{train,val,test}.txt``, Neumann et al. 2019) name ``.jpg`` files even for
 the MS data; they are mapped to ``.tif``. Without lists every patch has split None; :func:`stratified_split`
 makes seeded, class-stratified splits.
+
+File names: every EuroSAT file is ``<Class>_<number>.tif`` in its class folder (``AnnualCrop/AnnualCrop_1.tif``),
+and the split lists name patches that way. A file of any other name (a copy ``AnnualCrop_1 (2).tif``, an
+accented or spaced name) cannot be told apart from the patch it copies and no list can name it, so it is a bad
+patch, with the reason that is true for it: not of that form, or naming another class than its folder.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Hashable, Mapping, Sequence
@@ -23,23 +29,17 @@ from typing import ClassVar
 import numpy as np
 
 from landzoo import contract
-from landzoo.datasets.base import (
-    SPLITS,
-    DatasetError,
-    OnBad,
-    PatchError,
-    PatchRecord,
-    Reader,
-    Sample,
-    read_band_file,
-    read_lines,
-)
+from landzoo.datasets.base import SPLITS, PatchRecord, Reader, Sample, common_patch_px, read_band_file, read_lines
+from landzoo.datasets.errors import DatasetError, PatchError
+from landzoo.datasets.options import SplitFiles
 
 __all__ = ["LAYOUTS", "EuroSAT", "read_eurosat_split_list", "stratified_split"]
 
 #: Folders (relative to the root) that hold the class folders, in the order they are tried; "" is the root itself.
 LAYOUTS: tuple[str, ...] = ("EuroSAT_MS", "ds/images/remote_sensing/otherDatasets/sentinel_2/tif", "")
-_NAME = re.compile(r"^(?P<cls>[A-Za-z]+)_(?P<n>\d+)$")
+#: ``<Class>_<number>``, ASCII only (``\d`` would also match other scripts' digits)
+_NAME = re.compile(r"^(?P<cls>[A-Za-z]+)_(?P<n>[0-9]+)$", re.ASCII)
+_PATCH_PX = 64
 _FILE_BANDS = 13
 
 
@@ -90,45 +90,33 @@ def stratified_split(labels: Sequence[Hashable], fractions: Mapping[str, float],
 class EuroSAT(Reader):
     """Random-access reader of EuroSAT MS (13-band GeoTIFFs), labelled by class folder.
 
-    Options beyond :class:`Reader`'s:
-
-    * ``split_files``: ``{"train": path, "val": ..., "test": ...}``; by default ``eurosat-{train,val,test}.txt``
-      in ``root`` are used when present. ``{}`` turns split lists off. A patch in two lists is an error.
-    * ``geo``: add the file's CRS and affine transform to ``meta`` (opens each file a second time).
-    * ``patch_px``: the patch side (64).
-
-    With split lists, patches on disk that no list names get split None and are listed in ``reader.unlisted``.
+    Takes the common arguments of :class:`Reader` and the fields of :class:`EuroSAT.Options`. With split
+    lists, patches on disk that no list names get split None and are listed in ``reader.unlisted``.
+    Attributes set while indexing, beside the common ones: ``image_root``, ``split_files``, ``patch_px``.
     """
+
+    @dataclasses.dataclass(frozen=True)
+    class Options:
+        """Options of the EuroSAT reader."""
+
+        split_files: SplitFiles | None = None
+        """Split lists (``.jpg`` or ``.tif`` names); default ``ROOT/eurosat-{train,val,test}.txt`` where present.
+        An empty mapping (``-o split_files=``) turns split lists off. A patch in two lists is an error."""
+        geo: bool = False
+        """Add the file's CRS and affine transform to ``meta`` (opens each file a second time)."""
+        patch_px: int | None = None
+        """The patch side in pixels; default: read from the files (64 in EuroSAT)."""
+
+        def __post_init__(self) -> None:
+            if self.patch_px is not None and self.patch_px <= 0:
+                raise DatasetError(f"eurosat option patch_px: must be positive, not {self.patch_px}")
 
     name: ClassVar[str] = "eurosat"
     available_bands: ClassVar[tuple[str, ...]] = contract.EUROSAT_BANDS
     default_bands: ClassVar[str] = "s2_10m_20m"
     class_sets: ClassVar[tuple[str, ...]] = ("eurosat10",)
     native_groups: ClassVar[bool] = False
-
-    def __init__(
-        self,
-        root: str | os.PathLike,
-        *,
-        bands: str | Sequence[str] | None = None,
-        classes: str | None = None,
-        splits: Sequence[str] | None = None,
-        on_bad: OnBad = "raise",
-        split_files: Mapping[str, str | os.PathLike] | None = None,
-        geo: bool = False,
-        patch_px: int = 64,
-    ) -> None:
-        if split_files is not None:
-            unknown = [s for s in split_files if s not in SPLITS]
-            if unknown:
-                raise DatasetError(f"eurosat: unknown split(s) {', '.join(unknown)} in split_files")
-        self._split_arg = split_files
-        self.geo = bool(geo)
-        self.patch_px = int(patch_px)
-        self.image_root: Path | None = None
-        self.split_files: dict[str, Path] = {}
-        self.unlisted: list[str] = []
-        super().__init__(root, bands=bands, classes=classes, splits=splits, on_bad=on_bad)
+    options: Options
 
     # ---- index ------------------------------------------------------------------------------------
     def _find_image_root(self) -> Path:
@@ -151,8 +139,8 @@ class EuroSAT(Reader):
         raise DatasetError(f"eurosat: no EuroSAT class folders found (looked in {tried})")
 
     def _find_split_files(self) -> dict[str, Path]:
-        if self._split_arg is not None:
-            files = {s: Path(p) for s, p in self._split_arg.items()}
+        if self.options.split_files is not None:
+            files = dict(self.options.split_files)
             for split, path in files.items():
                 if not path.is_file():
                     raise DatasetError(f"eurosat: {split} split list {path} does not exist")
@@ -172,12 +160,16 @@ class EuroSAT(Reader):
                     continue
                 stem = entry.name[: -len(".tif")]
                 m = _NAME.match(stem)
-                if m is None or m["cls"] != cls:
-                    self._bad(PatchError(stem, entry.path, f"file name does not start with its folder's class {cls}_"))
-                    continue
-                on_disk[stem] = (folder / entry.name).relative_to(self.root).as_posix()
+                if m is None:
+                    reason = f"file name is not <Class>_<number>.tif like every EuroSAT file (e.g. {cls}_1.tif)"
+                    self._bad(PatchError(stem, entry.path, reason))
+                elif m["cls"] != cls:
+                    self._bad(PatchError(stem, entry.path, f"file name says class {m['cls']}, its folder is {cls}"))
+                else:
+                    on_disk[stem] = (folder / entry.name).relative_to(self.root).as_posix()
 
         self.split_files = self._find_split_files()
+        self.split_source = ", ".join(f"{s}={p}" for s, p in self.split_files.items()) or "no split lists"
         split_of: dict[str, str] = {}
         listed_in: dict[str, Path] = {}
         for split, path in self.split_files.items():
@@ -190,14 +182,12 @@ class EuroSAT(Reader):
                 split_of[pid] = split
                 listed_in[pid] = path
 
-        records: list[PatchRecord] = []
-        wanted = None if self.splits is None else set(self.splits)
         for pid, split in split_of.items():
-            if pid in on_disk or (wanted is not None and split not in wanted):
-                continue
-            m = _NAME.match(pid)
-            where = image_root / m["cls"] / f"{pid}.tif" if m and m["cls"] in contract.EUROSAT_CLASSES else None
-            self._bad(PatchError(pid, where, f"listed in {listed_in[pid]} but absent on disk"))
+            if pid not in on_disk:
+                m = _NAME.match(pid)
+                known = m is not None and m["cls"] in contract.EUROSAT_CLASSES
+                expected = image_root / m["cls"] / f"{pid}.tif" if known else image_root  # type: ignore[index]
+                self._absent(pid, split, expected, str(listed_in[pid]))
         order = {c: i for i, c in enumerate(contract.EUROSAT_CLASSES)}
 
         def key(pid: str) -> tuple[int, int]:
@@ -205,21 +195,25 @@ class EuroSAT(Reader):
             assert m is not None  # on_disk only holds matching names
             return order[m["cls"]], int(m["n"])
 
+        records: list[PatchRecord] = []
         for pid in sorted(on_disk, key=key):
             cls = on_disk[pid].split("/")[-2]
             records.append(PatchRecord(pid, split_of.get(pid), on_disk[pid], {"class": cls}))
         self.unlisted = [r.id for r in records if r.split is None] if self.split_files else []
+        self.patch_px = self.options.patch_px or common_patch_px(
+            [self.root / r.location for r in records if self._wanted(r.split)], _PATCH_PX
+        )
         return records
 
     # ---- read -------------------------------------------------------------------------------------
-    def _read(self, record: PatchRecord) -> Sample:
+    def _read(self, record: PatchRecord, *, meta: bool = True) -> Sample:
         path = self.root / record.location
         arr = read_band_file(
             path, record.id, shape=(self.patch_px, self.patch_px), dtypes=("uint16",), count=_FILE_BANDS
         )
         image = {group: arr[[contract.EUROSAT_BANDS.index(n) for n in names]] for group, names in self.groups.items()}
         sample = self._sample(record, image, [record.meta["class"]])
-        if self.geo:
+        if self.options.geo and meta:
             import rasterio
 
             with rasterio.open(path) as src:

@@ -119,6 +119,23 @@ def _parse_layout(buf: bytes, end: str, ifd: int, count: int, checks: list[tuple
     if next_ifd != 0:
         return None  # several images (overviews, pages): not ours to interpret
     rows = entries.tolist()  # [(tag, type, count, value)], one conversion instead of per-field numpy indexing
+    previous = -1
+    for tag, typ, _, _ in rows:  # only the tags these files carry, each of its TIFF type, in order, once
+        if tag <= previous or typ not in _TAG_TYPES.get(tag, ()):
+            return None  # GDAL may refuse, or read differently: let it decide (the fuzz tests hold us to it)
+        previous = tag
+    for k, (_, typ, n, value) in enumerate(rows):  # text tags rasterio decodes (CRS, metadata): UTF-8 or GDAL's
+        if typ == 2:
+            pos = value if n > 4 else ifd + 2 + 12 * k + 8
+            text = buf[pos : pos + n]
+            if n > 4:
+                checks.append((pos, text))
+            try:
+                text.decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+            if len(text) != n:
+                return None
     tags = {row[0]: k for k, row in enumerate(rows)}
     if 322 in tags:
         return None  # tiled
@@ -150,16 +167,61 @@ def _parse_layout(buf: bytes, end: str, ifd: int, count: int, checks: list[tuple
     if not (width and height and bits and spp and compression and planar and fmt and offsets and counts):
         return None  # missing essentials
     w, h, c = width[0], height[0], spp[0]
-    if compression[0] != 1 or len(set(bits)) != 1 or len(set(fmt)) != 1 or len(offsets) != len(counts):
+    if not (w and h and c) or compression[0] != 1 or len(offsets) != len(counts):
+        return None
+    if len(set(bits)) != 1 or len(set(fmt)) != 1 or len(bits) not in (1, c) or len(fmt) not in (1, c):
         return None
     kind = _DTYPES.get((fmt[0], bits[0]))
-    if kind is None or (planar[0] == 2 and c > 1):
+    if kind is None or (planar[0] == 2 and c > 1) or planar[0] not in (1, 2):
         return None  # planar-separate multi-band files are left to rasterio
+    photometric, extra = get(262, (1,)), get(338, ())
+    if photometric is None or extra is None or len(photometric) != 1 or photometric[0] not in (0, 1, 2):
+        return None  # colour models that need more tags (palette, YCbCr, ...) are GDAL's to interpret
+    if (photometric[0] == 2 and c < 3) or len(extra) > c or any(x > 2 for x in extra):
+        return None  # libtiff refuses these
     dtype = np.dtype(end + kind)
-    if sum(counts) != w * h * c * dtype.itemsize:
-        return None  # inconsistent strip table
+    rows_per_strip = get(278, (h,))
+    if not rows_per_strip or len(rows_per_strip) != 1 or rows_per_strip[0] == 0:
+        return None
+    rps = min(rows_per_strip[0], h)
+    row_bytes = w * c * dtype.itemsize
+    expected = [min(rps, h - r) * row_bytes for r in range(0, h, rps)]
+    if list(counts) != expected:
+        return None  # a strip table that libtiff would correct or refuse: let it
     contiguous = all(offsets[k] + counts[k] == offsets[k + 1] for k in range(len(offsets) - 1))
     return _Layout(dtype, (h, w, c), tuple(offsets), tuple(counts), contiguous)
 
+
+#: The tags the datasets' plain files (and tifffile/GDAL writing the same layout) carry, with their TIFF types
+#: (2 ASCII, 3 SHORT, 4 LONG, 5 RATIONAL, 12 DOUBLE). A file with any other tag or type goes to rasterio,
+#: so that the fast path never reads a file that GDAL would read differently or refuse.
+_TAG_TYPES: dict[int, tuple[int, ...]] = {
+    256: (3, 4),  # ImageWidth
+    257: (3, 4),  # ImageLength
+    258: (3,),  # BitsPerSample
+    259: (3,),  # Compression
+    262: (3,),  # PhotometricInterpretation
+    270: (2,),  # ImageDescription
+    273: (3, 4),  # StripOffsets
+    277: (3,),  # SamplesPerPixel
+    278: (3, 4),  # RowsPerStrip
+    279: (3, 4),  # StripByteCounts
+    282: (5,),  # XResolution
+    283: (5,),  # YResolution
+    284: (3,),  # PlanarConfiguration
+    296: (3,),  # ResolutionUnit
+    305: (2,),  # Software
+    306: (2,),  # DateTime
+    338: (3,),  # ExtraSamples
+    339: (3,),  # SampleFormat
+    33550: (12,),  # ModelPixelScale
+    33922: (12,),  # ModelTiepoint
+    34264: (12,),  # ModelTransformation
+    34735: (3,),  # GeoKeyDirectory
+    34736: (12,),  # GeoDoubleParams
+    34737: (2,),  # GeoAsciiParams
+    42112: (2,),  # GDAL_METADATA
+    42113: (2,),  # GDAL_NODATA
+}
 
 _ENTRY = {e: np.dtype([("tag", e + "u2"), ("type", e + "u2"), ("count", e + "u4"), ("value", e + "u4")]) for e in "<>"}

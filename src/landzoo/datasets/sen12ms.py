@@ -16,6 +16,7 @@ scenes are held out from train (``val_scenes``), seeded and deterministic.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -25,17 +26,8 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from landzoo import contract
-from landzoo.datasets.base import (
-    SPLITS,
-    DatasetError,
-    OnBad,
-    PatchError,
-    PatchRecord,
-    Reader,
-    Sample,
-    read_band_file,
-    read_lines,
-)
+from landzoo.datasets.base import SPLITS, PatchRecord, Reader, Sample, common_patch_px, read_band_file, read_lines
+from landzoo.datasets.errors import DatasetError, PatchError
 from landzoo.datasets.pickles import UnsafePickleError, load_data_pickle
 
 __all__ = [
@@ -57,8 +49,11 @@ KNOWN_BAD_PATCHES: tuple[str, ...] = ("ROIs1868_summer_s2_146_p202",)
 LABELS_FILE = "IGBP_probability_labels.pkl"
 HOLDOUT_FILE = "SEN12MS_holdOutScenes.txt"
 
-_NAME = re.compile(r"^(?P<season>ROIs\d{4}_(?:spring|summer|fall|winter))_s2_(?P<scene>\d+)_p(?P<patch>\d+)(?:\.tif)?$")
-_SCENE = re.compile(r"^(?P<season>ROIs\d{4}_(?:spring|summer|fall|winter))/(?:s1|s2|lc)_(?P<scene>\d+)$")
+_NAME = re.compile(
+    r"^(?P<season>ROIs\d{4}_(?:spring|summer|fall|winter))_s2_(?P<scene>\d+)_p(?P<patch>\d+)(?:\.tif)?$", re.ASCII
+)
+_SCENE = re.compile(r"^(?P<season>ROIs\d{4}_(?:spring|summer|fall|winter))/(?:s1|s2|lc)_(?P<scene>\d+)$", re.ASCII)
+_PATCH_PX = 256
 _S2_FILE_BANDS = 13
 _S1_FILE_BANDS = 2
 _LC_FILE_BANDS = 4
@@ -97,16 +92,21 @@ def read_split_list(path: str | os.PathLike) -> list[str]:
     if not path.is_file():
         raise DatasetError(f"sen12ms: split list {path} does not exist")
     if path.suffix == ".pkl":
-        try:
-            names = load_data_pickle(path)
-        except UnsafePickleError as err:
-            raise DatasetError(f"sen12ms: refusing split list {path}: {err}") from None
-        except Exception as err:  # unpickling can fail in many ways; all mean a damaged list
-            raise DatasetError(f"sen12ms: cannot unpickle split list {path} ({err})") from None
+        names = _unpickle(path, "split list")
         if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
             raise DatasetError(f"sen12ms: split list {path} is not a pickled list of file names")
         return [n.strip() for n in names if n.strip()]
     return read_lines(path)
+
+
+def _unpickle(path: Path, what: str) -> Any:
+    """A dataset pickle through the allow-list unpickler; every failure is a DatasetError naming the file."""
+    try:
+        return load_data_pickle(path)
+    except UnsafePickleError as err:
+        raise DatasetError(f"sen12ms: refusing {what} {path}: {err}") from None
+    except Exception as err:  # unpickling can fail in many ways; all mean a damaged file
+        raise DatasetError(f"sen12ms: cannot unpickle {what} {path} ({err})") from None
 
 
 def read_holdout_scenes(path: str | os.PathLike) -> list[str]:
@@ -161,75 +161,51 @@ def _first_existing(candidates: Sequence[Path]) -> Path | None:
 class SEN12MS(Reader):
     """Random-access reader of a SEN12MS folder (S2, optional S1), labelled from the IGBP probability pickle.
 
-    Options beyond :class:`Reader`'s:
-
-    * ``labels_path``: the label pickle (default ``<root>/labels/IGBP_probability_labels.pkl``, then
-      ``<root>/IGBP_probability_labels.pkl``). ``label_source="lc"`` derives the fractions from the LC patches.
-    * ``multilabel_threshold`` (0.1), ``single_label`` (one-hot of the argmax).
-    * ``train_list`` / ``test_list``: split lists (default ``<root>/splits/{train,test}_list.txt``, ``.pkl``,
-      then the same in ``<root>``). Without any list, ``holdout_scenes`` (``SEN12MS_holdOutScenes.txt``)
-      makes its scenes the test split and the rest train; without that either, every patch has split None.
-      Patches on disk that no list names get split None and are listed in ``reader.unlisted``.
-    * ``val_scenes``: a count, a fraction of the train scenes, or explicit scene names, moved whole from
-      train to val (seeded by ``seed``, 2071 as in the official code); the choice is in ``reader.val_scene_ids``.
-    * ``missing``: a listed patch absent on disk is a :class:`PatchError` (``"error"``) or only counted in
-      ``reader.missing_from_disk`` (``"report"``, e.g. when only some seasons were downloaded), per split as
-      in the BigEarthNet readers.
-    * ``patch_px``: the patch side (256; torchgeo's synthetic fixtures are 64).
+    Takes the common arguments of :class:`Reader` and the fields of :class:`SEN12MS.Options`. Without any
+    split list, ``holdout_scenes`` (``SEN12MS_holdOutScenes.txt``) makes its scenes the test split and the
+    rest train; without that either, every patch has split None. Patches on disk that no list names get split
+    None and are listed in ``reader.unlisted``. Attributes set while indexing, beside the common ones:
+    ``labels_path``, ``split_lists``, ``val_scene_ids`` (the scenes moved to val), ``patch_px``.
     """
+
+    @dataclasses.dataclass(frozen=True)
+    class Options:
+        """Options of the SEN12MS reader."""
+
+        labels_path: Path | None = None
+        """The label pickle; default ``ROOT/labels/IGBP_probability_labels.pkl``, then ``ROOT/...pkl``."""
+        label_source: Literal["pickle", "lc"] = "pickle"
+        """``pickle``: the IGBP probability pickle; ``lc``: the same fractions computed from the LC patches."""
+        multilabel_threshold: float = 0.1
+        """A class is a label where its (simplified) fraction is at least this (the official 0.1)."""
+        single_label: bool = False
+        """One label per patch, the argmax of the fractions (one-hot)."""
+        train_list: Path | None = None
+        """The train list (txt or pkl); default ``ROOT/splits/train_list.txt`` (or ``.pkl``, or in ``ROOT``)."""
+        test_list: Path | None = None
+        """The test list; default ``ROOT/splits/test_list.txt`` (or ``.pkl``, or in ``ROOT``)."""
+        holdout_scenes: Path | None = None
+        """``SEN12MS_holdOutScenes.txt``, used when there is no split list: its scenes are the test split."""
+        val_scenes: int | float | tuple[str, ...] = 0
+        """Scenes moved whole from train to val: a count, a fraction of the train scenes, or scene names
+        (``ROIs1158_spring/s2_63``; on the command line separated by commas)."""
+        seed: int = 2071
+        """Seed of the val-scene draw (2071 as in the official code)."""
+        patch_px: int | None = None
+        """The patch side in pixels; default: read from the S2 files (256 in SEN12MS, 64 in torchgeo's fixtures)."""
+
+        def __post_init__(self) -> None:
+            if not 0.0 < self.multilabel_threshold <= 1.0:
+                raise DatasetError(f"sen12ms: multilabel_threshold must be in (0, 1], not {self.multilabel_threshold}")
+            if self.patch_px is not None and self.patch_px <= 0:
+                raise DatasetError(f"sen12ms option patch_px: must be positive, not {self.patch_px}")
 
     name: ClassVar[str] = "sen12ms"
     available_bands: ClassVar[tuple[str, ...]] = (*contract.SEN12MS_S2_BANDS, *contract.S1_BANDS)
     default_bands: ClassVar[str] = "s2_10m_20m"
     class_sets: ClassVar[tuple[str, ...]] = ("sen12ms_simple10", "igbp17")
     native_groups: ClassVar[bool] = False
-
-    def __init__(
-        self,
-        root: str | os.PathLike,
-        *,
-        bands: str | Sequence[str] | None = None,
-        classes: str | None = None,
-        splits: Sequence[str] | None = None,
-        on_bad: OnBad = "raise",
-        labels_path: str | os.PathLike | None = None,
-        label_source: Literal["pickle", "lc"] = "pickle",
-        multilabel_threshold: float = 0.1,
-        single_label: bool = False,
-        train_list: str | os.PathLike | None = None,
-        test_list: str | os.PathLike | None = None,
-        holdout_scenes: str | os.PathLike | None = None,
-        val_scenes: int | float | Sequence[str] = 0,
-        seed: int = 2071,
-        missing: Literal["error", "report"] = "error",
-        patch_px: int = 256,
-    ) -> None:
-        if label_source not in ("pickle", "lc"):
-            raise DatasetError(f"sen12ms: label_source must be 'pickle' or 'lc', not {label_source!r}")
-        if not 0.0 < multilabel_threshold <= 1.0:
-            raise DatasetError(f"sen12ms: multilabel_threshold must be in (0, 1], not {multilabel_threshold}")
-        if missing not in ("error", "report"):
-            raise DatasetError(f"sen12ms: missing must be 'error' or 'report', not {missing!r}")
-        if patch_px <= 0:
-            raise DatasetError(f"sen12ms: patch_px must be positive, not {patch_px}")
-        self._labels_arg = labels_path
-        self.label_source = label_source
-        self.threshold = float(multilabel_threshold)
-        self.single_label = bool(single_label)
-        self._list_args = {"train": train_list, "test": test_list}
-        self._holdout_arg = holdout_scenes
-        self._val_arg = val_scenes
-        self.seed = seed
-        self.missing = missing
-        self.patch_px = int(patch_px)
-        # Filled by _index:
-        self.labels_path: Path | None = None
-        self.split_lists: dict[str, Path] = {}
-        self.val_scene_ids: tuple[str, ...] = ()
-        self.missing_from_disk: dict[str, int] = {}
-        self.unlisted: list[str] = []
-        self._labels: Mapping[str, Any] = {}
-        super().__init__(root, bands=bands, classes=classes, splits=splits, on_bad=on_bad)
+    options: Options
 
     # ---- index ------------------------------------------------------------------------------------
     def _scan_disk(self) -> dict[str, str]:
@@ -261,7 +237,7 @@ class SEN12MS(Reader):
 
     def _find_lists(self) -> dict[str, Path]:
         lists: dict[str, Path] = {}
-        for split, arg in self._list_args.items():
+        for split, arg in (("train", self.options.train_list), ("test", self.options.test_list)):
             if arg is not None:
                 if not Path(arg).is_file():
                     raise DatasetError(f"sen12ms: {split} list {arg} does not exist")
@@ -275,10 +251,12 @@ class SEN12MS(Reader):
         return lists
 
     def _load_labels(self) -> None:
-        if self.label_source == "lc":
+        self.labels_path: Path | None = None
+        self._labels: Mapping[str, Any] = {}
+        if self.options.label_source == "lc":
             return
-        if self._labels_arg is not None:
-            path = Path(self._labels_arg)
+        if self.options.labels_path is not None:
+            path = self.options.labels_path
         else:
             default = self.root / "labels" / LABELS_FILE
             path = _first_existing([default, self.root / LABELS_FILE]) or default
@@ -287,12 +265,7 @@ class SEN12MS(Reader):
                 f"sen12ms: label file {path} does not exist (pass labels_path=, or label_source='lc' to label from "
                 "the LC patches)"
             )
-        try:
-            labels = load_data_pickle(path)
-        except UnsafePickleError as err:
-            raise DatasetError(f"sen12ms: refusing label file {path}: {err}") from None
-        except Exception as err:  # unpickling can fail in many ways; all mean a damaged file
-            raise DatasetError(f"sen12ms: cannot unpickle label file {path} ({err})") from None
+        labels = _unpickle(path, "label file")
         if not isinstance(labels, Mapping):
             raise DatasetError(f"sen12ms: label file {path} holds a {type(labels).__name__}, not a dict")
         self.labels_path = path
@@ -300,7 +273,7 @@ class SEN12MS(Reader):
 
     def _choose_val(self, train: list[str]) -> set[str]:
         """Scenes moved from train to val."""
-        arg = self._val_arg
+        arg = self.options.val_scenes
         scenes = sorted({scene_of(n) for n in train}, key=_scene_key)
         if isinstance(arg, str) or (isinstance(arg, Sequence) and not isinstance(arg, bool)):
             names = [arg] if isinstance(arg, str) else list(arg)
@@ -324,7 +297,7 @@ class SEN12MS(Reader):
             return set()
         if not 0 < count < len(scenes):
             raise DatasetError(f"sen12ms: val_scenes={arg} but train has {len(scenes)} scene(s); keep at least one")
-        rng = np.random.default_rng(self.seed)
+        rng = np.random.default_rng(self.options.seed)
         return {scenes[i] for i in rng.choice(len(scenes), size=count, replace=False)}
 
     def _assign_splits(self, on_disk: Mapping[str, str]) -> dict[str, list[str]]:
@@ -352,7 +325,7 @@ class SEN12MS(Reader):
                         f"{self.split_lists['test']} (e.g. {min(both)})"
                     )
         else:
-            holdout = Path(self._holdout_arg) if self._holdout_arg is not None else None
+            holdout = self.options.holdout_scenes
             if holdout is None:
                 holdout = _first_existing([self.root / "splits" / HOLDOUT_FILE, self.root / HOLDOUT_FILE])
             if holdout is not None:
@@ -365,7 +338,7 @@ class SEN12MS(Reader):
             self.val_scene_ids = tuple(sorted(val, key=_scene_key))
             by_split["val"] = [i for i in by_split["train"] if scene_of(i) in val]
             by_split["train"] = [i for i in by_split["train"] if scene_of(i) not in val]
-        elif self._val_arg not in (0, 0.0, (), []):
+        elif self.options.val_scenes not in (0, 0.0, (), []):
             raise DatasetError("sen12ms: val_scenes needs a train split, and no train list was found")
         listed = {i for ids in by_split.values() for i in ids}
         self.unlisted = [i for i in on_disk if i not in listed] if by_split else []
@@ -373,9 +346,13 @@ class SEN12MS(Reader):
         return by_split
 
     def _index(self) -> list[PatchRecord]:
+        self.val_scene_ids: tuple[str, ...] = ()
         self._load_labels()
         on_disk = self._scan_disk()
         by_split = self._assign_splits(on_disk)
+        self.split_source = ", ".join(f"{s}={p}" for s, p in self.split_lists.items()) or "no split lists"
+        if self.val_scene_ids:
+            self.split_source += f"; val = {len(self.val_scene_ids)} whole train scene(s), seed {self.options.seed}"
         wanted = [*SPLITS, "none"] if self.splits is None else list(self.splits)
         records: list[PatchRecord] = []
         for split in wanted:
@@ -383,18 +360,19 @@ class SEN12MS(Reader):
                 season, scene, patch = parse_patch_name(pid)
                 location = on_disk.get(pid, f"{season}/s2_{scene}/{pid}.tif")
                 if pid not in on_disk:
-                    err = PatchError(pid, self.root / location, f"listed in the {split} split but absent on disk")
-                    if self.missing == "report":
-                        self.missing_from_disk[split] = self.missing_from_disk.get(split, 0) + 1
-                    else:
-                        self._bad(err)
+                    self._absent(pid, split, self.root / location, str(self._list_of(split)))
                     continue
-                if self.label_source == "pickle" and self._label_key(pid) is None:
+                if self.options.label_source == "pickle" and self._label_key(pid) is None:
                     self._bad(PatchError(pid, self.labels_path, "no entry in the label file"))
                     continue
                 meta = {"season": season.split("_")[1], "scene": f"{season}/s2_{scene}", "patch": patch}
                 records.append(PatchRecord(pid, None if split == "none" else split, location, meta))
+        self.patch_px = self.options.patch_px or common_patch_px([self.root / r.location for r in records], _PATCH_PX)
         return records
+
+    def _list_of(self, split: str) -> Path | str:
+        """The list that put patches in ``split`` (val is drawn from the train list)."""
+        return self.split_lists.get("train" if split == "val" else split, "split lists")
 
     def _label_key(self, pid: str) -> str | None:
         for key in (f"{pid}.tif", pid):
@@ -432,7 +410,7 @@ class SEN12MS(Reader):
         return arr[[contract.S1_BANDS.index(n) for n in names]]
 
     def _fractions(self, record: PatchRecord) -> np.ndarray:
-        if self.label_source == "lc":
+        if self.options.label_source == "lc":
             path = self._sibling(record, "lc")
             lc = read_band_file(
                 path, record.id, shape=(self.patch_px, self.patch_px), dtypes=("uint16", "int16"), count=_LC_FILE_BANDS
@@ -456,13 +434,16 @@ class SEN12MS(Reader):
             )
         return fractions
 
-    def _read(self, record: PatchRecord) -> Sample:
+    def _read(self, record: PatchRecord, *, meta: bool = True) -> Sample:
         image: dict[str, np.ndarray] = {}
         for group, names in self.groups.items():
             image[group] = self._read_s1(record, names) if group == "s1" else self._read_s2(record, names)
         fractions = self._fractions(record)
         labels = fractions_to_labels(
-            fractions, self.class_set_name, threshold=self.threshold, single_label=self.single_label
+            fractions,
+            self.class_set_name,
+            threshold=self.options.multilabel_threshold,
+            single_label=self.options.single_label,
         )
         sample = self._sample(record, image, labels)
         sample["meta"]["igbp"] = fractions.astype(np.float32).tolist()

@@ -38,22 +38,22 @@ def summarise(reader: Reader, *, progress: bool = True, limit: int | None = None
     # dropped rather than counted twice.
     again = set(found)
     bad = [b for b in earlier if b not in again and b.patch_id not in outside] + found
-    unlisted = getattr(reader, "unlisted", None) or ()
     return {
         "dataset": reader.name,
         "root": str(reader.root),
         "bands": list(reader.bands),
         "class_set": reader.class_set_name,
-        "split_source": getattr(reader, "split_source", None),
+        "split_source": reader.split_source or None,
         "patches": int(sum(per_split.values())),
         "patches_per_split": dict(sorted(per_split.items())),
         "label_frequency": {
             split: {c: int(n) for c, n in zip(reader.classes, counts, strict=True)}
             for split, counts in label_counts.items()
         },
-        "missing_from_disk": dict(getattr(reader, "missing_from_disk", {}) or {}),
-        "excluded": dict(getattr(reader, "excluded", {}) or {}),
-        "unlisted": len(unlisted),
+        "missing": reader.missing,
+        "missing_from_disk": dict(reader.missing_from_disk),
+        "excluded": dict(reader.excluded),
+        "unlisted": len(reader.unlisted),
         "bad_patches": [{"id": b.patch_id, "path": b.path, "reason": b.reason} for b in bad],
     }
 
@@ -68,9 +68,10 @@ def format_summary(summary: dict[str, Any]) -> str:
     ]
     for split, n in summary["patches_per_split"].items():
         lines.append(f"  {split:<6} {n:>9,}")
-    for key, title in (("missing_from_disk", "listed but absent on disk"), ("excluded", "excluded")):
-        if summary[key]:
-            lines.append(f"{title}: " + ", ".join(f"{k} {v:,}" for k, v in summary[key].items()))
+    if summary["missing_from_disk"]:
+        lines.append(missing_line(summary["missing_from_disk"]))
+    if summary["excluded"]:
+        lines.append("excluded: " + ", ".join(f"{k} {v:,}" for k, v in summary["excluded"].items()))
     if summary.get("unlisted"):
         lines.append(f"in no split (on disk, named by no split list): {summary['unlisted']:,}")
     freq = summary["label_frequency"]["all"]
@@ -86,3 +87,13 @@ def format_summary(summary: dict[str, Any]) -> str:
     if len(bad) > 50:
         lines.append(f"  ... and {len(bad) - 50} more (use --json for the full list)")
     return "\n".join(lines)
+
+
+def missing_line(missing_from_disk: dict[str, int], where: str = "not read") -> str:
+    """The one line every command prints about listed patches absent on disk (``missing="report"``)."""
+    total = sum(missing_from_disk.values())
+    per_split = ", ".join(f"{k} {v:,}" for k, v in missing_from_disk.items())
+    return (
+        f"listed but absent on disk: {total:,} patch(es) ({per_split}), {where}; "
+        "--missing error makes each one a bad patch"
+    )

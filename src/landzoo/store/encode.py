@@ -179,7 +179,7 @@ def _encode_chunk(task: tuple[str, int, list[int]]) -> dict[str, Any]:
     records, bad = [], []
     for j, index in enumerate(indices):
         try:
-            sample = reader[index]
+            sample = reader.read(index)
             _check_sample(sample, reader, index, specs)
         except PatchError as err:
             item = {"id": err.patch_id, "path": err.path, "reason": err.reason, "stage": "read"}
@@ -216,7 +216,7 @@ def _probe(reader: Reader, order: Sequence[int], skip_bad: bool) -> dict[str, Gr
     """Shapes and dtypes per band group, from the first patch that reads."""
     for index in order:
         try:
-            sample = reader[index]
+            sample = reader.read(index)
         except PatchError:
             if not skip_bad:
                 raise
