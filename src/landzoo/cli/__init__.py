@@ -27,6 +27,7 @@ COMMANDS: tuple[str, ...] = (
     "fit",
     "evaluate",
     "predict",
+    "map",
     "benchmark",
     "encode",
     "verify",
