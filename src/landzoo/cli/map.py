@@ -104,6 +104,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "`landzoo predict` on a CPU, to the last bit)",
     )
     p.add_argument("--no-quicklook", action="store_true", help="skip the PNG quicklook")
+    p.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="skip checking the band files against the product's manifest.safe (sizes and checksums)",
+    )
     p.add_argument("--force", action="store_true", help="redo scenes that are already finished")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -128,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         memory_format=args.memory_format,
         quicklook=not args.no_quicklook,
+        verify=not args.no_verify,
         progress=not args.no_progress,
     )
     map_scenes(args.checkpoint, args.scenes, args.out, options, force=args.force)

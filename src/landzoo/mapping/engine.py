@@ -57,6 +57,7 @@ class MapOptions:
     prefetch: int = 3
     device: str = "auto"
     memory_format: str = "channels_last"
+    verify: bool = True
     quicklook: bool = True
     progress: bool = True
 
@@ -174,6 +175,7 @@ def map_scene(scene: Scene, model: MapModel, out_dir: Path, options: MapOptions)
     model.module.to(device)
     band_groups = model.groups()
     layers, scl, sgrid = scene.layers(model.bands, scl=options.mask_clouds, offset=options.offset)
+    integrity = scene.verify([*layers, *([scl] if scl else [])]) if options.verify else {"note": "--no-verify"}
     by_band = {la.band: la for la in layers}
     groups = {g: [by_band[b] for b in names] for g, names in band_groups.items()}
     sizes = [la.gsd for la in layers] + ([scl.gsd] if scl is not None else [])
@@ -271,6 +273,7 @@ def map_scene(scene: Scene, model: MapModel, out_dir: Path, options: MapOptions)
             la.band: {"file": la.file.display, "native_m": la.gsd, "file_pixels_per_native": la.factor} for la in layers
         },
         "scl": None if scl is None else {"file": scl.file.display, "pixel_m": scl.gsd},
+        "integrity": integrity,
         "radiometry": {
             "offset_added": {la.band: la.offset for la in layers},
             "source": scene.offset_source,

@@ -14,10 +14,16 @@ sen2cor 2.x) stores plain reflectance x 10,000. :func:`parse_mtd` reads the offs
 ``band_id`` attribute is resolved through ``Spectral_Information_List``), the quantification value, the
 nodata value and the baseline; the scene reader adds the offsets so values follow the training convention.
 A ``.zip`` is read in place through GDAL's ``/vsizip/`` (nothing is unpacked).
+
+Integrity: a JPEG 2000 file damaged in the middle decodes without any error (OpenJPEG fills the damaged code
+blocks with noise), so a map made from it would look finished and be wrong. Every product carries
+``manifest.safe`` with the size and checksum (MD5, or SHA3-256 in newer products) of each file; :func:`verify`
+checks the band files a map reads against it before they are used.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import xml.etree.ElementTree as ET
 import zipfile
@@ -36,7 +42,9 @@ __all__ = [
     "ProductMetadata",
     "SafeProduct",
     "open_safe",
+    "parse_manifest",
     "parse_mtd",
+    "verify",
 ]
 
 #: Name of the scene classification layer among the band files.
@@ -161,6 +169,34 @@ def parse_mtd(data: bytes, source: str) -> ProductMetadata:
     )
 
 
+#: manifest.safe checksum names -> hashlib constructors.
+_HASHES = {"MD5": hashlib.md5, "SHA3-256": hashlib.sha3_256, "SHA-256": hashlib.sha256, "SHA256": hashlib.sha256}
+
+
+def parse_manifest(data: bytes, source: str) -> dict[str, tuple[int | None, str | None, str | None]]:
+    """``manifest.safe`` -> {member path relative to the product: (size, checksum name, checksum)}."""
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError as err:
+        raise MapError(f"{source}: not a readable XML file ({err})") from None
+    out: dict[str, tuple[int | None, str | None, str | None]] = {}
+    for stream in root.iter():
+        if _local(stream.tag) != "byteStream":
+            continue
+        href = size = algo = digest = None
+        for child in stream:
+            tag = _local(child.tag)
+            if tag == "fileLocation":
+                href = child.attrib.get("href")
+            elif tag == "checksum":
+                algo, digest = child.attrib.get("checksumName"), (child.text or "").strip().lower()
+        if href:
+            size_text = stream.attrib.get("size")
+            size = int(size_text) if size_text and size_text.isdigit() else None
+            out[href[2:] if href.startswith("./") else href] = (size, algo, digest)
+    return out
+
+
 @dataclass(frozen=True)
 class SafeProduct:
     """The band files of an L2A product by (band, resolution in m), as GDAL paths, and its metadata."""
@@ -171,9 +207,67 @@ class SafeProduct:
     files: dict[tuple[str, int], str]
     display: dict[str, str]
     metadata: ProductMetadata
+    members: dict[str, str] = field(default_factory=dict)
+    root: str = ""
+    manifest: dict[str, tuple[int | None, str | None, str | None]] | None = None
 
     def resolutions(self, band: str) -> list[int]:
         return sorted(r for b, r in self.files if b == band)
+
+
+def _stream(product: SafeProduct, member: str) -> tuple[int, Any]:
+    """(size, binary file object) of a member of the product (a file in the folder or in the zip)."""
+    if product.kind == "SAFE":
+        path = product.path / member
+        return path.stat().st_size, open(path, "rb")
+    zf = zipfile.ZipFile(product.path)
+    name = f"{product.root}{member}"
+    return zf.getinfo(name).file_size, zf.open(name)
+
+
+def verify(product: SafeProduct, gdal_paths: list[str]) -> dict[str, Any]:
+    """Check the files behind ``gdal_paths`` against ``manifest.safe``: size, then checksum.
+
+    Returns what was checked (for the summary); a mismatch is a :class:`MapError` naming the file.
+    """
+    if product.manifest is None:
+        return {"manifest": None, "checked": 0, "note": "no manifest.safe: files not verified"}
+    by_path = {v: k for k, v in product.files.items()}
+    checked, algos = 0, set()
+    for gdal_path in gdal_paths:
+        member = product.members.get(f"{by_path[gdal_path][0]}_{by_path[gdal_path][1]}m")
+        shown = product.display[f"{by_path[gdal_path][0]}_{by_path[gdal_path][1]}m"]
+        entry = product.manifest.get(member or "")
+        if entry is None:
+            raise MapError(
+                f"{shown} is not listed in the product's manifest.safe: not part of the product as delivered"
+            )
+        size, algo, digest = entry
+        try:
+            actual, fh = _stream(product, member or "")
+            with fh:
+                if size is not None and actual != size:
+                    raise MapError(
+                        f"{shown} has {actual:,} bytes, manifest.safe says {size:,}: truncated or damaged download"
+                    )
+                if algo and digest:
+                    if algo not in _HASHES:
+                        raise MapError(
+                            f"manifest.safe of {product.path} uses checksum {algo!r}, which map cannot check"
+                        )
+                    h = _HASHES[algo]()
+                    while block := fh.read(1 << 20):
+                        h.update(block)
+                    if h.hexdigest() != digest:
+                        raise MapError(
+                            f"{shown}: {algo} {h.hexdigest()[:12]}... differs from manifest.safe ({digest[:12]}...): "
+                            "damaged file"
+                        )
+                    algos.add(algo)
+        except (OSError, KeyError, zipfile.BadZipFile) as err:
+            raise MapError(f"cannot read {shown} to verify it: {err}") from None
+        checked += 1
+    return {"manifest": "manifest.safe", "checked": checked, "checksums": sorted(algos)}
 
 
 def _strip_suffixes(name: str) -> str:
@@ -216,12 +310,20 @@ def open_safe(path: str | Path) -> SafeProduct:
             raise MapError(f"cannot read {path / mtd}: {err.strerror or err}") from None
         gdal = {k: str(path / m) for k, m in files.items()}
         display = {f"{b}_{r}m": str(path / m) for (b, r), m in files.items()}
-        return SafeProduct(_strip_suffixes(path.name), path, "SAFE", gdal, display, meta)
+        manifest = None
+        if (path / "manifest.safe").is_file():
+            manifest = parse_manifest((path / "manifest.safe").read_bytes(), str(path / "manifest.safe"))
+        named = {f"{b}_{r}m": m for (b, r), m in files.items()}
+        return SafeProduct(_strip_suffixes(path.name), path, "SAFE", gdal, display, meta, named, "", manifest)
     try:
         with zipfile.ZipFile(path) as zf:
             members = [i.filename for i in zf.infolist() if not i.is_dir()]
             mtd, files = _collect(members, str(path))
             meta = parse_mtd(zf.read(mtd), f"{path}/{mtd}")
+            root = mtd[: -len("MTD_MSIL2A.xml")]
+            manifest = None
+            if f"{root}manifest.safe" in members:
+                manifest = parse_manifest(zf.read(f"{root}manifest.safe"), f"{path}/{root}manifest.safe")
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as err:
         raise MapError(f"{path} is not a readable zip file ({err})") from None
     except OSError as err:
@@ -229,4 +331,5 @@ def open_safe(path: str | Path) -> SafeProduct:
     base = f"/vsizip/{path.resolve()}"
     gdal = {k: f"{base}/{m}" for k, m in files.items()}
     display = {f"{b}_{r}m": f"{path}/{m}" for (b, r), m in files.items()}
-    return SafeProduct(_strip_suffixes(path.name), path, "SAFE zip", gdal, display, meta)
+    named = {f"{b}_{r}m": m[len(root) :] for (b, r), m in files.items()}
+    return SafeProduct(_strip_suffixes(path.name), path, "SAFE zip", gdal, display, meta, named, root, manifest)

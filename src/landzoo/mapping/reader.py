@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from landzoo import contract
-from landzoo.mapping.errors import MapError
+from landzoo.mapping.errors import MapError, gdal_reason
 from landzoo.mapping.grid import WindowGrid
 from landzoo.mapping.product import CLOUD_CLASSES
 from landzoo.mapping.sources import Layer
@@ -67,7 +67,7 @@ class BandReader:
         try:
             self.ds = rasterio.open(layer.file.path)
         except RasterioError as err:
-            raise MapError(f"cannot open {layer.file.display} (band {layer.band}): {_first_line(err)}") from None
+            raise MapError(f"cannot open {layer.file.display} (band {layer.band}): {gdal_reason(err)}") from None
         block_h = self.ds.block_shapes[layer.file.index - 1][0]
         block = max(1, math.ceil(block_h / layer.factor))
         self.align = block if block <= MAX_CHUNK_ROWS else 1
@@ -96,7 +96,7 @@ class BandReader:
         except RasterioError as err:
             raise MapError(
                 f"cannot read {self.layer.file.display} (band {self.layer.band}, rows {a * f}-{b * f}): "
-                f"{_first_line(err)}"
+                f"{gdal_reason(err)}"
             ) from None
         self.read_bytes += out.nbytes
         return out
@@ -131,10 +131,6 @@ class WindowBatch:
     @property
     def size(self) -> int:
         return int(self.cols.size)
-
-
-def _first_line(err: BaseException) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def _window_sums(mask: np.ndarray, n: int, side: int, step: int) -> np.ndarray:

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from landzoo import contract
-from landzoo.mapping.errors import MapError
-from landzoo.mapping.product import MTD_NAMES, SCL, ProductMetadata, open_safe, parse_mtd
+from landzoo.mapping.errors import MapError, gdal_reason
+from landzoo.mapping.product import MTD_NAMES, SCL, ProductMetadata, SafeProduct, open_safe, parse_mtd, verify
 
 __all__ = ["BandFile", "Layer", "Scene", "SceneGrid", "open_scene", "scene_stem"]
 
@@ -78,6 +78,13 @@ class Scene:
     metadata: ProductMetadata | None = None
     offset_source: str = "none"
     notes: list[str] = field(default_factory=list)
+    product: SafeProduct | None = None
+
+    def verify(self, layers: Sequence[Layer]) -> dict[str, Any]:
+        """Check the files of ``layers`` against the product's ``manifest.safe`` (sizes and checksums)."""
+        if self.product is None:
+            return {"manifest": None, "checked": 0, "note": f"a {self.kind} carries no checksums"}
+        return verify(self.product, sorted({la.file.path for la in layers}))
 
     def offsets(self, override: float | None) -> dict[str, float]:
         """Radiometric offset per band (added to raw values): ``override`` for all, else the product's."""
@@ -128,7 +135,7 @@ class Scene:
                 with rasterio.open(bf.path) as ds:
                     info = (ds.crs, ds.transform, ds.width, ds.height, ds.count, ds.nodatavals, ds.dtypes)
             except RasterioError as err:
-                raise MapError(f"cannot open {bf.display} (band {band}): {str(err).splitlines()[0]}") from None
+                raise MapError(f"cannot open {bf.display} (band {band}): {gdal_reason(err)}") from None
             opened.append((band, bf, info, native))
         crs0 = None
         origin0: tuple[float, float] | None = None
@@ -235,7 +242,7 @@ def _open_multiband(path: Path, bands: Sequence[str] | None) -> Scene:
         with rasterio.open(path) as ds:
             count, descriptions = ds.count, ds.descriptions
     except RasterioError as err:
-        raise MapError(f"cannot open {path}: {str(err).splitlines()[0]}") from None
+        raise MapError(f"cannot open {path}: {gdal_reason(err)}") from None
     if bands is None:
         described = [(d or "").strip().upper() for d in descriptions]
         if all(d in contract.BANDS for d in described):
@@ -287,6 +294,6 @@ def open_scene(path: str | os.PathLike, *, bands: Sequence[str] | None = None, o
     files: dict[str, list[BandFile]] = {}
     for (band, res), gdal_path in sorted(product.files.items()):
         files.setdefault(band, []).append(BandFile(band, gdal_path, product.display[f"{band}_{res}m"], 1, res))
-    scene = Scene(product.name, product.kind, path, files, product.metadata)
+    scene = Scene(product.name, product.kind, path, files, product.metadata, product=product)
     scene.offset_source = _offset_note(product.metadata, offset)
     return scene

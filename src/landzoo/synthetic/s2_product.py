@@ -161,6 +161,28 @@ def _mtd(names: dict[str, str], tile: str, satellite: str, when: datetime, basel
 """
 
 
+def _manifest(safe: Path) -> str:
+    """``manifest.safe``: every file of the product with its size and MD5, as ESA's XFDU manifest lists them."""
+    objects = []
+    for i, path in enumerate(sorted(p for p in safe.rglob("*") if p.is_file() and p.name != "manifest.safe")):
+        data = path.read_bytes()
+        mime = "text/xml" if path.suffix == ".xml" else "application/octet-stream"
+        objects.append(
+            f'    <dataObject ID="{path.stem}_{i}">\n      <byteStream mimeType="{mime}" size="{len(data)}">\n'
+            f'        <fileLocation locatorType="URL" href="./{path.relative_to(safe).as_posix()}"/>\n'
+            f'        <checksum checksumName="MD5">{hashlib.md5(data).hexdigest()}</checksum>\n'
+            "      </byteStream>\n    </dataObject>"
+        )
+    body = "\n".join(objects)
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<xfdu:XFDU xmlns:xfdu="urn:ccsds:schema:xfdu:1" xmlns:safe="http://www.esa.int/safe/sentinel/1.1" version="esa/safe/sentinel/1.1/sentinel-2/msi/archive_l2a_user_product">
+  <dataObjectSection>
+{body}
+  </dataObjectSection>
+</xfdu:XFDU>
+"""
+
+
 def _scl_classes() -> dict[int, str]:
     from landzoo.mapping.product import SCL_CLASSES
 
@@ -309,6 +331,7 @@ def generate_s2_scene(
             members.append(target.relative_to(safe).with_suffix("").as_posix())
         (safe / "MTD_MSIL2A.xml").write_text(_mtd(names, tile, satellite, when, baseline, members), encoding="utf-8")
         (img.parent / "MTD_TL.xml").write_text(_mtd_tl(tile, size_px, origin), encoding="utf-8")
+        (safe / "manifest.safe").write_text(_manifest(safe), encoding="utf-8")
         tif_dir = None
         if tif:
             tif_dir = out / f"{product}_tif"
