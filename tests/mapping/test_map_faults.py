@@ -168,3 +168,39 @@ def test_kill_9_during_a_multi_scene_run_then_rerun(
     assert (out / f"{order[0]}_probs.tif").stat().st_mtime_ns == finished_before
     assert not list(out.glob(".*"))
     assert _snapshot(out, stems) == reference
+
+
+@pytest.mark.slow
+def test_slurm_array_script_splits_the_scenes(scene: ScenePaths, old_scene: ScenePaths, checkpoint: Path, tmp_path):
+    """scripts/slurm/map-array.sbatch as two array tasks (srun replaced by a plain exec): each maps its own scene."""
+    import os
+    import subprocess
+    import sys
+
+    from map_helpers import REPO
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "srun").write_text('#!/bin/sh\nexec "$@"\n')
+    (fake / "srun").chmod(0o755)
+    (fake / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    (fake / "python").chmod(0o755)
+    out = tmp_path / "maps"
+    script = REPO / "scripts" / "slurm" / "map-array.sbatch"
+    scenes = sorted([str(scene.safe), str(old_scene.safe)])
+    procs = []
+    for task in (0, 1):
+        env = dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}", OMP_NUM_THREADS="1")
+        env.update(SLURM_ARRAY_TASK_ID=str(task + 3), SLURM_ARRAY_TASK_MIN="3", SLURM_ARRAY_TASK_COUNT="2")
+        cmd = ["bash", str(script), str(checkpoint), str(out), *scenes, "--", "--dtype", "float16"]
+        procs.append(
+            subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        )
+    for task, proc in enumerate(procs):
+        stdout, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr
+        assert f"(rank {task} of 2: 1 of 2 scenes)" in stdout
+        assert f"mapped {Path(scenes[task]).name.removesuffix('.SAFE')}" in stdout
+    for s in scenes:
+        summary = json.loads((out / f"{Path(s).name.removesuffix('.SAFE')}_summary.json").read_text())
+        assert summary["request"]["dtype"] == "float16" and summary["rank"]["world_size"] == 2

@@ -33,6 +33,7 @@ COMMANDS: tuple[str, ...] = (
     "verify",
     "info",
     "bench_io",
+    "bench_map",
     "export",
     "transfer",
     "models",

@@ -59,6 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     s.add_argument("--zip", action="store_true", help="also write the .SAFE as a .zip, as the hub delivers it")
     s.add_argument("--no-tif", action="store_true", help="skip the folder of band COGs")
+    s.add_argument("--no-jp2", action="store_true", help="skip the .SAFE (JPEG 2000 encoding is the slow part)")
     p.set_defaults(func=run)
 
 
@@ -81,6 +82,7 @@ def _scene(args: argparse.Namespace) -> int:
         clouds=args.clouds,
         nodata_corner=args.nodata_corner,
         tif=not args.no_tif,
+        jp2=not args.no_jp2,
         zip_product=args.zip,
         workers=args.workers,
         overwrite=args.overwrite,

@@ -16,14 +16,14 @@ def _offset(text: str) -> float | None:
 
 
 def _threads(text: str) -> int | str:
-    if text.upper() == "ALL_CPUS":
-        return "ALL_CPUS"
+    if text.upper() in ("ALL_CPUS", "AUTO"):
+        return "ALL_CPUS" if text.upper() == "ALL_CPUS" else 0
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is neither a number nor ALL_CPUS") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
     return value
 
 
@@ -86,14 +86,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--batch-size", type=int, default=256, metavar="N", help="windows per batch (default 256)")
     p.add_argument(
-        "--band-threads", type=int, default=2, metavar="N", help="threads reading bands concurrently (default 2)"
+        "--band-threads",
+        type=int,
+        default=0,
+        metavar="N",
+        help="threads reading bands concurrently (default 0 = auto: one per band, up to the CPU count)",
     )
     p.add_argument(
         "--gdal-threads",
         type=_threads,
-        default=1,
+        default=0,
         metavar="N|ALL_CPUS",
-        help="GDAL decoding threads per file, for JPEG 2000 (default 1)",
+        help="GDAL decoding threads per file (default 0 = auto: the CPUs left over by --band-threads)",
     )
     p.add_argument("--device", default="auto", help="auto (this rank's GPU if any, else CPU), cpu, cuda, cuda:N")
     p.add_argument(

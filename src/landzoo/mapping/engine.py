@@ -28,7 +28,7 @@ import numpy as np
 from landzoo.mapping.errors import MapError
 from landzoo.mapping.grid import FOOTPRINT_M, WindowGrid
 from landzoo.mapping.model import MapModel
-from landzoo.mapping.reader import RGB, ReadAhead, StripReader, WindowBatch
+from landzoo.mapping.reader import RGB, ReadAhead, StripReader, WindowBatch, auto_threads
 from landzoo.mapping.sources import Scene
 from landzoo.mapping.writers import DTYPES, MapWriter
 
@@ -52,8 +52,8 @@ class MapOptions:
     threshold: float | None = None
     # how fast, not what: never part of a map's identity
     batch_size: int = 256
-    band_threads: int = 2
-    gdal_threads: int | str = 1
+    band_threads: int = 0
+    gdal_threads: int | str = 0
     prefetch: int = 3
     device: str = "auto"
     memory_format: str = "channels_last"
@@ -68,8 +68,8 @@ class MapOptions:
             v = getattr(self, name)
             if not 0.0 <= v < 1.0:
                 raise MapError(f"{name.replace('_', '-')} {v} must be a fraction in [0, 1)")
-        if self.batch_size < 1 or self.band_threads < 1 or self.prefetch < 1:
-            raise MapError("batch size, band threads and prefetch depth must be positive")
+        if self.batch_size < 1 or self.band_threads < 0 or self.prefetch < 1:
+            raise MapError("batch size and prefetch depth must be positive, band threads not negative")
 
     def identity(self) -> dict[str, Any]:
         """What makes two maps of one scene the same map (resume compares it)."""
@@ -182,6 +182,9 @@ def map_scene(scene: Scene, model: MapModel, out_dir: Path, options: MapOptions)
     grid = WindowGrid.build(sgrid.origin, sgrid.width_m, sgrid.height_m, options.stride, sizes)
     mapped_w, mapped_h = grid.cell_cols * grid.stride, grid.cell_rows * grid.stride
     ql = max(1, -(-max(mapped_w, mapped_h) // 10 // QUICKLOOK_PX)) if options.quicklook else 0
+    band_threads, gdal_threads = auto_threads(
+        len(layers) + (scl is not None), options.band_threads, options.gdal_threads
+    )
     reader = StripReader(
         grid,
         groups,
@@ -189,8 +192,8 @@ def map_scene(scene: Scene, model: MapModel, out_dir: Path, options: MapOptions)
         cloud_threshold=options.cloud_threshold,
         nodata_threshold=options.nodata_threshold,
         batch=options.batch_size,
-        band_threads=options.band_threads,
-        gdal_threads=options.gdal_threads,
+        band_threads=band_threads,
+        gdal_threads=gdal_threads,
         quicklook=ql,
     )
     classes = model.classes
@@ -312,9 +315,16 @@ def map_scene(scene: Scene, model: MapModel, out_dir: Path, options: MapOptions)
         "windows_per_s": round(counts["scored"] / total, 1) if total > 0 else None,
         "read_bytes": reader.read_bytes,
         "device": str(device),
+        "threads": {"torch": torch_threads(), "band_threads": band_threads, "gdal_threads": gdal_threads},
         "memory_bound_mb": round(memory_bound(grid, groups, options, len(classes)) / 2**20, 1),
         "notes": list(scene.notes),
     }
+
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 def _areas(classes: tuple[str, ...], counts: np.ndarray, stride: int) -> dict[str, float]:

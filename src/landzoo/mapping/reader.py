@@ -50,9 +50,28 @@ MAX_CHUNK_ROWS = 2048
 RGB = ("B04", "B03", "B02")
 
 
+#: GDAL block cache (MiB) while mapping: each block is decoded once into the reader's own chunk buffers, so a
+#: larger cache (GDAL's default is 5 % of RAM) would only hold blocks that are never asked for again.
+GDAL_CACHE_MB = 64
+
+
 def gdal_options(threads: int | str) -> dict[str, Any]:
-    """GDAL settings of every read: decoding threads per file (JP2 tiles) and no directory listing of inputs."""
-    return {"GDAL_NUM_THREADS": str(threads), "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
+    """GDAL settings of every read: decoding threads per file, a small block cache, no directory listing."""
+    return {
+        "GDAL_NUM_THREADS": str(threads),
+        "GDAL_CACHEMAX": GDAL_CACHE_MB,
+        "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+    }
+
+
+def auto_threads(layers: int, band_threads: int, gdal_threads: int | str) -> tuple[int, int | str]:
+    """0 means automatic: one thread per band up to the CPU count, GDAL threads sharing what is left."""
+    import os
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    bt = band_threads if band_threads > 0 else max(1, min(layers, cpus))
+    gt = gdal_threads if gdal_threads not in (0, "0") else max(1, cpus // bt)
+    return bt, gt
 
 
 class BandReader:

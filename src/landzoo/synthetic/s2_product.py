@@ -57,7 +57,7 @@ class ScenePaths:
     """What :func:`generate_s2_scene` wrote."""
 
     product: str
-    safe: Path
+    safe: Path | None
     tif: Path | None
     zip: Path | None
     truth: Path
@@ -242,6 +242,17 @@ def _rows(spec: SceneSpec, regions: np.ndarray, workers: int) -> Iterator[dict[s
         yield from pool.map(_render, range(spec.cells))
 
 
+def _each(fn: Any, items: list[Any], workers: int, what: str, progress: bool) -> None:
+    """``fn`` over ``items`` in ``workers`` threads (GDAL encodes without the GIL), with a progress bar."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(items), desc=what, disable=not progress) as bar, ThreadPoolExecutor(max(1, workers)) as pool:
+        for _ in pool.map(fn, items):
+            bar.update(1)
+
+
 def _average2(arr: np.ndarray) -> np.ndarray:
     """A 10 m band on the 20 m grid: the mean of each 2 x 2 block, rounded (what R20m's B02/B03/B04 hold)."""
     return np.rint(s2_scene.scene.area_average(arr.astype(np.float32), 2)).astype(np.uint16)
@@ -259,6 +270,7 @@ def generate_s2_scene(
     clouds: float = 0.0,
     nodata_corner: float = 0.1,
     tif: bool = True,
+    jp2: bool = True,
     zip_product: bool = False,
     workers: int = 1,
     overwrite: bool = False,
@@ -273,6 +285,10 @@ def generate_s2_scene(
     size_px = round(size_km * 100)
     if abs(size_px - size_km * 100) > 1e-6 or size_px % 6 or size_px < 120:
         raise GenerateError(f"--size-km {size_km}: use at least 1.2 km in steps of 0.06 km (the 60 m grid)")
+    if not (jp2 or tif):
+        raise GenerateError("nothing to write: neither the .SAFE (JP2) nor the band COGs")
+    if zip_product and not jp2:
+        raise GenerateError("--zip zips the .SAFE, which --no-jp2 leaves out")
     if not 0 <= clouds < 1 or not 0 <= nodata_corner < 0.5:
         raise GenerateError("--clouds must be in [0, 1) and --nodata-corner in [0, 0.5)")
     if satellite not in ("S2A", "S2B", "S2C"):
@@ -321,27 +337,38 @@ def generate_s2_scene(
                 bar.update(1)
         for ds in files.values():
             ds.close()
-        # the product: JPEG 2000 files in the SAFE layout
-        members = []
-        for (res, band), ds in tqdm(files.items(), desc="writing JP2/COG", disable=not progress):
-            target = img / f"R{res}m" / f"{names['prefix']}_{band}_{res}m.jp2"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with rasterio.Env(GDAL_PAM_ENABLED="NO"):  # no .aux.xml beside the JP2s: ESA writes none
-                rasterio.shutil.copy(ds.name, target, driver="JP2OpenJPEG", **_JP2)
-            members.append(target.relative_to(safe).with_suffix("").as_posix())
-        (safe / "MTD_MSIL2A.xml").write_text(_mtd(names, tile, satellite, when, baseline, members), encoding="utf-8")
-        (img.parent / "MTD_TL.xml").write_text(_mtd_tl(tile, size_px, origin), encoding="utf-8")
-        (safe / "manifest.safe").write_text(_manifest(safe), encoding="utf-8")
+        # the product: JPEG 2000 files in the SAFE layout (GDAL encodes; one thread per file)
+        members = [
+            (img / f"R{res}m" / f"{names['prefix']}_{band}_{res}m").relative_to(safe).as_posix() for res, band in files
+        ]
+        mtd = _mtd(names, tile, satellite, when, baseline, members)
+        if jp2:
+
+            def to_jp2(key: tuple[int, str]) -> None:
+                res, band = key
+                target = img / f"R{res}m" / f"{names['prefix']}_{band}_{res}m.jp2"
+                with rasterio.Env(GDAL_PAM_ENABLED="NO"):  # no .aux.xml beside the JP2s: ESA writes none
+                    rasterio.shutil.copy(files[key].name, target, driver="JP2OpenJPEG", **_JP2)
+
+            for res in PRODUCT_FILES:
+                (img / f"R{res}m").mkdir(parents=True, exist_ok=True)
+            _each(to_jp2, list(files), workers, "writing JP2", progress)
+            (safe / "MTD_MSIL2A.xml").write_text(mtd, encoding="utf-8")
+            (img.parent / "MTD_TL.xml").write_text(_mtd_tl(tile, size_px, origin), encoding="utf-8")
+            (safe / "manifest.safe").write_text(_manifest(safe), encoding="utf-8")
         tif_dir = None
         if tif:
             tif_dir = out / f"{product}_tif"
             tif_dir.mkdir()
-            for (res, band), ds in files.items():
-                native = res == (20 if band == "SCL" else contract.band(band).gsd_m)
-                if native:
-                    target = tif_dir / f"{names['prefix']}_{band}_{res}m.tif"
-                    rasterio.shutil.copy(ds.name, target, driver="COG", **_COG)
-            shutil.copy(safe / "MTD_MSIL2A.xml", tif_dir / "MTD_MSIL2A.xml")
+            native = [(r, b) for r, b in files if r == (20 if b == "SCL" else contract.band(b).gsd_m)]
+
+            def to_cog(key: tuple[int, str]) -> None:
+                res, band = key
+                target = tif_dir / f"{names['prefix']}_{band}_{res}m.tif"
+                rasterio.shutil.copy(files[key].name, target, driver="COG", **_COG)
+
+            _each(to_cog, native, workers, "writing COG", progress)
+            (tif_dir / "MTD_MSIL2A.xml").write_text(mtd, encoding="utf-8")
         zip_path = None
         if zip_product:
             zip_path = out / f"{product}.zip"
@@ -371,7 +398,7 @@ def generate_s2_scene(
             if not ds.closed:
                 ds.close()
         shutil.rmtree(staging, ignore_errors=True)
-    return ScenePaths(product, safe, tif_dir, zip_path, truth_path)
+    return ScenePaths(product, safe if jp2 else None, tif_dir, zip_path, truth_path)
 
 
 def _write_row(
