@@ -113,7 +113,12 @@ def _map_process(checkpoint: Path, scene_path: Path, out: Path, extra: Sequence[
         raise RuntimeError(f"{' '.join(cmd)} failed: {stderr.strip() or stdout.strip()}")
     (summary_path,) = out.glob("*_summary.json")
     summary = json.loads(summary_path.read_text())
-    return {"wall_s": round(wall, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "summary": summary}
+    return {
+        "wall_s": round(wall, 2),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "summary": summary,
+    }
 
 
 def run_bench(
@@ -175,6 +180,7 @@ def run_bench(
                 "windows": s["windows"]["total"],
                 "scored": s["windows"]["scored"],
                 "command_wall_s": res["wall_s"],
+                "command_cpu_s": res["cpu_s"],
                 "map_s": s["timings_s"]["total"],
                 "windows_per_s": s["windows_per_s"],
                 "timings_s": s["timings_s"],

@@ -170,12 +170,14 @@ def map_scene(scene: Scene, model: MapModel, out_dir: Path, options: MapOptions)
 
     from landzoo.mapping.quicklook import render_quicklook
 
-    t_start = time.perf_counter()
+    t_start, cpu_start = time.perf_counter(), time.process_time()
     device = resolve_device(options.device)
     model.module.to(device)
     band_groups = model.groups()
     layers, scl, sgrid = scene.layers(model.bands, scl=options.mask_clouds, offset=options.offset)
+    t0 = time.perf_counter()
     integrity = scene.verify([*layers, *([scl] if scl else [])]) if options.verify else {"note": "--no-verify"}
+    t_verify = time.perf_counter() - t0
     by_band = {la.band: la for la in layers}
     groups = {g: [by_band[b] for b in names] for g, names in band_groups.items()}
     sizes = [la.gsd for la in layers] + ([scl.gsd] if scl is not None else [])
@@ -214,7 +216,7 @@ def map_scene(scene: Scene, model: MapModel, out_dir: Path, options: MapOptions)
     offsets = _offsets(groups, device)
     acc = RowAccumulator(grid, len(classes))
     counts = {"scored": 0, "nodata": 0, "cloud": 0}
-    t = {"read": 0.0, "infer": 0.0, "write": 0.0}
+    t = {"read": 0.0, "infer": 0.0, "write": 0.0, "verify": t_verify}
     rgb_rows: list[np.ndarray] = []
     row_probs = np.full((grid.cols, len(classes)), np.nan, dtype=np.float32)
     try:
@@ -310,7 +312,9 @@ def map_scene(scene: Scene, model: MapModel, out_dir: Path, options: MapOptions)
             "infer": round(t["infer"], 3),
             "write": round(t["write"], 3),
             "quicklook": round(t["quicklook"], 3),
+            "verify": round(t["verify"], 3),
             "total": round(total, 3),
+            "cpu_total": round(time.process_time() - cpu_start, 3),
         },
         "windows_per_s": round(counts["scored"] / total, 1) if total > 0 else None,
         "read_bytes": reader.read_bytes,
