@@ -32,7 +32,9 @@ __all__ = ["FULL_TILE_KM", "format_table", "run_bench"]
 FULL_TILE_KM = 109.8
 
 
-def _scene(work: Path, size_km: float, inputs: Sequence[str], workers: int, log: Callable[[str], None]) -> Any:
+def _scene(
+    work: Path, size_km: float, inputs: Sequence[str], workers: int, log: Callable[[str], None], progress: bool = True
+) -> Any:
     from landzoo.synthetic.s2_product import ScenePaths, generate_s2_scene, product_names
 
     folder = work / f"scene-{size_km:g}km"
@@ -52,7 +54,7 @@ def _scene(work: Path, size_km: float, inputs: Sequence[str], workers: int, log:
     t0 = time.perf_counter()
     paths = generate_s2_scene(
         folder, size_km=size_km, seed=0, nodata_corner=0.0, clouds=0.0, jp2=need_jp2, workers=workers,
-        overwrite=True,
+        overwrite=True, progress=progress,
     )  # fmt: skip
     done.write_text(json.dumps({"product": product, "jp2": need_jp2, "seconds": time.perf_counter() - t0}))
     return paths
@@ -133,6 +135,7 @@ def run_bench(
     map_options: Sequence[str] = (),
     workers: int = 2,
     log: Callable[[str], None] = print,
+    progress: bool = True,
 ) -> dict[str, Any]:
     """Generate (once) and map a synthetic scene; see the module docstring. Returns the report dict."""
     import rasterio
@@ -143,7 +146,7 @@ def run_bench(
 
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    scene = _scene(work, size_km, inputs, workers, log)
+    scene = _scene(work, size_km, inputs, workers, log, progress)
     ckpt = Path(checkpoint) if checkpoint else _checkpoint(work, arch)
     paths = {"tif": scene.tif, "safe": scene.safe}
     bands = contract.BAND_SELECTIONS["s2_10m_20m"]
