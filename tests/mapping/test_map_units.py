@@ -169,7 +169,7 @@ def test_rank_from_torchrun_and_slurm(env: dict[str, str], expected: tuple[int, 
 
 
 def test_scene_shard_takes_every_nth_of_the_sorted_list() -> None:
-    scenes = [f"s{i}.SAFE" for i in (5, 1, 3, 2, 4, 0, 3)]
+    scenes = [f"s{i}.SAFE" for i in (5, 1, 3, 2, 4, 0)] + ["./s3.SAFE"]  # the same scene twice, spelt two ways
     parts = [scene_shard(scenes, {"RANK": str(r), "WORLD_SIZE": "3"})[0] for r in range(3)]
     assert [[p.name for p in part] for part in parts] == [
         ["s0.SAFE", "s3.SAFE"],

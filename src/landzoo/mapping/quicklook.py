@@ -3,8 +3,8 @@
 The true-colour panel comes from the B04/B03/B02 rows the reader already holds (every n-th row and column,
 no second pass over the scene) or, when the model does not read those bands, from a decimated read of the
 scene's own files. Reflectance is stretched per channel between its 2nd and 98th percentile over valid
-pixels. Both panels share one extent in kilometres from the scene's corner; nodata is shown in grey. The PNG
-carries no timestamp or software version, so the same map gives the same bytes.
+pixels that are not cloud-bright. Both panels share one extent in kilometres from the scene's corner; nodata is
+shown in grey. The PNG carries no timestamp or software version, so the same map gives the same bytes.
 """
 
 from __future__ import annotations
@@ -24,12 +24,18 @@ __all__ = ["read_rgb", "render_quicklook", "stretch"]
 _NODATA_GREY = (0.55, 0.55, 0.55)
 
 
+#: Reflectance (x 10,000) above which a pixel is left out of the stretch: clouds and snow would darken the land.
+_BRIGHT = 4000.0
+
+
 def stretch(rgb: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """``[3, h, w]`` values -> ``[h, w, 3]`` floats in [0, 1], 2-98 % per channel over ``valid``, grey elsewhere."""
+    """``[3, h, w]`` reflectance -> ``[h, w, 3]`` in [0, 1]: 2-98 % per channel over valid, not-bright pixels."""
     out = np.empty((*rgb.shape[1:], 3), dtype=np.float32)
+    land = valid & (rgb.max(axis=0) < _BRIGHT)
+    sample = land if land.sum() > 100 else valid
     for c in range(3):
         band = rgb[c].astype(np.float32)
-        lo, hi = np.percentile(band[valid], (2, 98)) if valid.any() else (0.0, 1.0)
+        lo, hi = np.percentile(band[sample], (2, 98)) if sample.any() else (0.0, 1.0)
         out[..., c] = np.clip((band - lo) / max(float(hi - lo), 1e-6), 0, 1)
     out[~valid] = _NODATA_GREY
     return out

@@ -300,9 +300,11 @@ class StripReader:
         """``[len(cols), C, side, side]`` raw windows of one group (one copy per band)."""
         side, step = self.grid.px(self.groups[group][0].gsd)
         out = np.empty((cols.size, len(rows), side, side), dtype=rows[0].dtype)
+        run = cols.size and cols[-1] - cols[0] + 1 == cols.size  # a contiguous run: a slice, not a gather
         for c, arr in enumerate(rows):
             view = np.lib.stride_tricks.sliding_window_view(arr, side, axis=1)[:, ::step]  # [side, n, side]
-            out[:, c] = view[:, cols].transpose(1, 0, 2)
+            picked = view[:, cols[0] : cols[-1] + 1] if run else view[:, cols]
+            out[:, c] = picked.transpose(1, 0, 2)
         return out
 
     def _rgb_rows(self, strips: dict[str, list[np.ndarray]], row: int, start: int) -> np.ndarray:

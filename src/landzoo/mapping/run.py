@@ -64,8 +64,16 @@ def scene_shard(scenes: Sequence[str | os.PathLike], env: dict[str, str] | None 
     rank, world, source = rank_world(env)
     if world < 1 or not 0 <= rank < world:
         raise MapError(f"rank {rank} of {world} from {source} is not a valid rank (use a contiguous --array=0-N)")
-    unique = sorted({str(Path(s)) for s in scenes})
+    unique = _unique(scenes)
     return [Path(s) for s in unique[rank::world]], rank, world
+
+
+def _unique(scenes: Sequence[str | os.PathLike]) -> list[str]:
+    """The scenes sorted, each once however it was spelt (``a.SAFE``, ``./a.SAFE``, ``/data/a.SAFE``)."""
+    by_real: dict[str, str] = {}
+    for s in scenes:
+        by_real.setdefault(os.path.realpath(s), str(Path(s)))
+    return sorted(by_real.values(), key=lambda s: os.path.realpath(s))
 
 
 def versions() -> dict[str, Any]:
@@ -136,7 +144,7 @@ def map_scenes(
         raise MapError("no scene given")
     out = check_writable_dir(out)
     stems: dict[str, str] = {}
-    for s in sorted({str(Path(p)) for p in scenes}):
+    for s in _unique(scenes):
         stem = scene_stem(s)
         if stem in stems:
             raise MapError(f"scenes {stems[stem]} and {s} would both write {stem}_*: map them into different --out")
