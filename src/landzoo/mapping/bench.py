@@ -169,12 +169,15 @@ def run_bench(
             if inp == "tif" and gdal_threads != 1:
                 continue  # GDAL threads only parallelise JPEG 2000 decoding
             row = {"input": inp, "band_threads": band_threads, "gdal_threads": gdal_threads}
+            load_before = os.getloadavg()[0]
             row.update(read_only(paths[inp], bands, band_threads, gdal_threads))
+            row["load_average_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
             report["read"].append(row)
             log(f"read {inp:<4} band threads {band_threads}, GDAL threads {gdal_threads!s:<8} {row['seconds']:>7.1f} s")
     for inp in inputs:
         for stride in strides if inp == "tif" else strides[:1]:
             out = work / f"out-{inp}-{stride}"
+            load_before = os.getloadavg()[0]
             res = _map_process(ckpt, paths[inp], out, ["--stride", str(stride), *map_options])
             s = res["summary"]
             row = {
@@ -190,7 +193,9 @@ def run_bench(
                 "peak_rss_mb": res["peak_rss_mb"],
                 "memory_bound_mb": s["memory_bound_mb"],
                 "device": s["device"],
+                "threads": s["threads"],
                 "options": list(map_options),
+                "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
             }
             report["map"].append(row)
             log(
@@ -205,13 +210,13 @@ def run_bench(
 def format_table(report: dict[str, Any]) -> str:
     """The report as two Markdown tables."""
     lines = [f"{report['hardware']}", "", "| input | stride m | windows | end to end s | map s | read s | infer s |"
-             " write s | windows/s | peak RSS MiB |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+             " write s | windows/s | CPU s | peak RSS MiB | load |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
     for r in report["map"]:
         t = r["timings_s"]
         lines.append(
             f"| {r['input']} | {r['stride_m']} | {r['scored']:,} | {r['command_wall_s']:.1f} | {r['map_s']:.1f} | "
             f"{t['read']:.1f} | {t['infer']:.1f} | {t['write'] + t['quicklook']:.1f} | {r['windows_per_s']:.0f} | "
-            f"{r['peak_rss_mb']:.0f} |"
+            f"{r['command_cpu_s']:.0f} | {r['peak_rss_mb']:.0f} | {r['load_average_1m'][0]:.1f} |"
         )
     lines += [
         "",
