@@ -32,6 +32,15 @@ from landzoo.synthetic.s2_product import generate_s2_scene
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _small_png(src: Path, dst: Path, width: int = 1200) -> None:
+    """The quicklook for the repository: scaled to ``width`` px and quantised to 256 colours (a small file)."""
+    from PIL import Image
+
+    img = Image.open(src).convert("RGB")
+    img = img.resize((width, round(img.height * width / img.width)), Image.Resampling.LANCZOS)
+    img.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(dst, optimize=True)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", type=Path)
@@ -64,7 +73,7 @@ def main() -> int:
                 f1_score(t[:, t.sum(0) > 0], pr[:, t.sum(0) > 0], average="macro", zero_division=0)
             ),
         }
-        shutil.copy(work / "maps" / f"{scene.product}_quicklook.png", ROOT / "docs" / "map-quicklook.png")
+        _small_png(work / "maps" / f"{scene.product}_quicklook.png", ROOT / "docs" / "map-quicklook.png")
         out = ROOT / "benchmarks" / "results" / "map-quicklook.json"
         out.write_text(json.dumps(result, indent=1) + "\n")
         print(json.dumps(result, indent=1))
