@@ -135,3 +135,20 @@ def test_forced_offset_changes_the_map_and_is_recorded(
     assert summary["request"]["offset"] == 0.0
     saved = json.loads((tmp_path / f"{scene.product}_summary.json").read_text())
     assert saved["radiometry"] == summary["radiometry"]
+
+
+def test_parallel_inference_threads_give_the_same_map(scene: ScenePaths, checkpoint: Path, reference, tmp_path) -> None:
+    """Batches of 2 windows in 3 threads (results assembled in order) give the one-thread map; torch's threads restored."""
+    import torch
+
+    ref, _ = reference
+    before = torch.get_num_threads()
+    options = MapOptions(dtype="float32", quicklook=False, progress=False, infer_threads=3, batch_size=2)
+    probs, summary = _map(checkpoint, scene.safe, tmp_path, options)
+    assert summary["threads"]["inference"] == 3 and summary["threads"]["torch_intra_op"] == 1
+    assert torch.get_num_threads() == before
+    np.testing.assert_allclose(probs, ref, rtol=0, atol=5e-6)  # other batch sizes: float rounding only
+    assert np.array_equal(np.isnan(probs), np.isnan(ref))
+    same_batches = MapOptions(dtype="float32", quicklook=False, progress=False, infer_threads=3)
+    probs, _ = _map(checkpoint, scene.safe, tmp_path / "same", same_batches)
+    assert np.array_equal(probs, ref, equal_nan=True)

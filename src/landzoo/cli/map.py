@@ -99,6 +99,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N|ALL_CPUS",
         help="GDAL decoding threads per file (default 0 = auto: the CPUs left over by --band-threads)",
     )
+    p.add_argument(
+        "--infer-threads",
+        type=int,
+        default=0,
+        metavar="N",
+        help="batches run in parallel, one intra-op thread each (default 0 = auto: one per core on a CPU, 1 on a GPU)",
+    )
     p.add_argument("--device", default="auto", help="auto (this rank's GPU if any, else CPU), cpu, cuda, cuda:N")
     p.add_argument(
         "--memory-format",
@@ -136,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
         gdal_threads=args.gdal_threads,
         device=args.device,
         memory_format=args.memory_format,
+        infer_threads=args.infer_threads,
         quicklook=not args.no_quicklook,
         verify=not args.no_verify,
         progress=not args.no_progress,

@@ -6,7 +6,10 @@ The loop (all of it bounded in memory, see :mod:`landzoo.mapping.reader`):
    already left out);
 2. the batch goes to the device as raw integers, becomes float there, gets the product's radiometric offset
    (clipped at 0, as pre-04.00 products stored it) and enters the model's own stem, which normalises and
-   resamples each band group exactly as in training and ``landzoo predict``;
+   resamples each band group exactly as in training and ``landzoo predict``. On a CPU, batches run in
+   parallel in one thread per core, each with one intra-op thread: measured on the 2-core VM under load, 6.9
+   ms of CPU per window against 9.7 ms with one batch at a time over two intra-op threads (whose OpenMP
+   threads spin at every barrier while the other waits); results come back in order;
 3. when a window row is complete it is added to a ring of ``k`` accumulating map rows (``k`` = footprint /
    stride); the map row no later window can touch is averaged (float64 sums, mean cast to float32) and
    handed to the writers.
@@ -18,7 +21,9 @@ the same number ``landzoo predict`` gives for that patch.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +60,7 @@ class MapOptions:
     band_threads: int = 0
     gdal_threads: int | str = 0
     prefetch: int = 3
+    infer_threads: int = 0
     device: str = "auto"
     memory_format: str = "channels_last"
     verify: bool = True
@@ -68,8 +74,8 @@ class MapOptions:
             v = getattr(self, name)
             if not 0.0 <= v < 1.0:
                 raise MapError(f"{name.replace('_', '-')} {v} must be a fraction in [0, 1)")
-        if self.batch_size < 1 or self.band_threads < 0 or self.prefetch < 1:
-            raise MapError("batch size and prefetch depth must be positive, band threads not negative")
+        if self.batch_size < 1 or self.band_threads < 0 or self.prefetch < 1 or self.infer_threads < 0:
+            raise MapError("batch size and prefetch depth must be positive, thread counts not negative")
 
     def identity(self) -> dict[str, Any]:
         """What makes two maps of one scene the same map (resume compares it)."""
@@ -146,9 +152,11 @@ def _offsets(groups: dict[str, list[Any]], device: Any) -> dict[str, Any]:
     return out
 
 
-def _infer(model: MapModel, batch: WindowBatch, offsets: dict[str, Any], device: Any) -> np.ndarray:
+def _infer(model: MapModel, batch: WindowBatch, offsets: dict[str, Any], device: Any) -> tuple[np.ndarray, float]:
+    """Probabilities ``[windows, classes]`` of one batch, and the seconds it took."""
     import torch
 
+    t0 = time.perf_counter()
     x = {}
     for g, arr in batch.groups.items():
         t = torch.from_numpy(arr).to(device, non_blocking=True).float()
@@ -157,7 +165,62 @@ def _infer(model: MapModel, batch: WindowBatch, offsets: dict[str, Any], device:
         x[g] = t
     with torch.inference_mode():
         probs = model.module.predict_proba(x)
-    return probs.float().cpu().numpy()
+    return probs.float().cpu().numpy(), time.perf_counter() - t0
+
+
+class InferencePool:
+    """Batches through the model in ``threads`` threads (one intra-op thread each on a CPU), results in order.
+
+    ``threads == 1`` runs in the caller's thread with torch's own intra-op threads (the GPU case). At most
+    ``2 * threads`` batches are in flight, so memory stays bounded.
+    """
+
+    def __init__(self, threads: int, cpu: bool) -> None:
+        import torch
+
+        self.threads = max(1, threads)
+        self.pool: ThreadPoolExecutor | None = None
+        self._torch_threads = torch.get_num_threads()
+        if self.threads > 1:
+            if cpu:
+                torch.set_num_threads(1)
+            self.pool = ThreadPoolExecutor(
+                self.threads, thread_name_prefix="landzoo-map-infer", initializer=_one_thread if cpu else None
+            )
+        self.pending: deque[tuple[Any, Future | None]] = deque()
+
+    def submit(self, item: Any, fn: Any, *args: Any) -> Iterator[tuple[Any, Any]]:
+        """Queue ``fn(*args)`` for ``item`` (``fn`` None: nothing to run); yield the items now done, in order."""
+        if fn is None:
+            fut = None
+        elif self.pool is None:
+            fut = Future()
+            fut.set_result(fn(*args))
+        else:
+            fut = self.pool.submit(fn, *args)
+        self.pending.append((item, fut))
+        yield from self._drain(2 * self.threads)
+
+    def _drain(self, keep: int) -> Iterator[tuple[Any, Any]]:
+        while len(self.pending) > keep or (self.pending and (self.pending[0][1] is None or self.pending[0][1].done())):
+            item, fut = self.pending.popleft()
+            yield item, None if fut is None else fut.result()
+
+    def finish(self) -> Iterator[tuple[Any, Any]]:
+        yield from self._drain(0)
+
+    def close(self) -> None:
+        import torch
+
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        torch.set_num_threads(self._torch_threads)
+
+
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def map_scene(scene: Scene, model: MapModel, out_dir: Path, options: MapOptions) -> dict[str, Any]:
@@ -219,26 +282,35 @@ def map_scene(scene: Scene, model: MapModel, out_dir: Path, options: MapOptions)
     t = {"read": 0.0, "infer": 0.0, "write": 0.0, "verify": t_verify}
     rgb_rows: list[np.ndarray] = []
     row_probs = np.full((grid.cols, len(classes)), np.nan, dtype=np.float32)
+    threads = options.infer_threads or (torch_threads() if device.type == "cpu" else 1)
+    pool = InferencePool(threads, cpu=device.type == "cpu")
+
+    def done(batch: WindowBatch, result: tuple[np.ndarray, float] | None) -> None:
+        if result is not None:
+            row_probs[batch.cols] = result[0]
+            t["infer"] += result[1]
+            counts["scored"] += batch.size
+        if batch.rgb is not None:
+            rgb_rows.append(batch.rgb)
+        if batch.last:
+            counts["nodata"] += batch.nodata
+            counts["cloud"] += batch.cloud
+            t0 = time.perf_counter()
+            writer.write_row(*acc.add(batch.row, row_probs))
+            row_probs[:] = np.nan
+            t["write"] += time.perf_counter() - t0
+        bar.update(batch.size + (batch.nodata + batch.cloud if batch.last else 0))
+
     try:
         bar = tqdm(total=grid.windows, desc=scene.name[:40], unit="win", disable=not options.progress, leave=False)
         with bar, ReadAhead(lambda: iter(reader), depth=options.prefetch) as ahead:
             for batch in ahead:
                 t["read"] += batch.read_s
-                if batch.size:
-                    t0 = time.perf_counter()
-                    row_probs[batch.cols] = _infer(model, batch, offsets, device)
-                    t["infer"] += time.perf_counter() - t0
-                    counts["scored"] += batch.size
-                if batch.rgb is not None:
-                    rgb_rows.append(batch.rgb)
-                if batch.last:
-                    counts["nodata"] += batch.nodata
-                    counts["cloud"] += batch.cloud
-                    t0 = time.perf_counter()
-                    writer.write_row(*acc.add(batch.row, row_probs))
-                    row_probs[:] = np.nan
-                    t["write"] += time.perf_counter() - t0
-                bar.update(batch.size + (batch.nodata + batch.cloud if batch.last else 0))
+                work = (_infer, model, batch, offsets, device) if batch.size else (None,)
+                for item, result in pool.submit(batch, *work):
+                    done(item, result)
+            for item, result in pool.finish():
+                done(item, result)
             wait_s = ahead.wait_s
         t0 = time.perf_counter()
         for row, mean in acc.finish():
@@ -248,6 +320,8 @@ def map_scene(scene: Scene, model: MapModel, out_dir: Path, options: MapOptions)
     except BaseException:
         writer.abort()
         raise
+    finally:
+        pool.close()
     areas = {
         "labelled": _areas(classes, writer.labelled, grid.stride),
         "most_probable": _areas(classes, writer.top, grid.stride),
@@ -319,7 +393,12 @@ def map_scene(scene: Scene, model: MapModel, out_dir: Path, options: MapOptions)
         "windows_per_s": round(counts["scored"] / total, 1) if total > 0 else None,
         "read_bytes": reader.read_bytes,
         "device": str(device),
-        "threads": {"torch": torch_threads(), "band_threads": band_threads, "gdal_threads": gdal_threads},
+        "threads": {
+            "inference": threads,
+            "torch_intra_op": 1 if threads > 1 and device.type == "cpu" else torch_threads(),
+            "band_threads": band_threads,
+            "gdal_threads": gdal_threads,
+        },
         "memory_bound_mb": round(memory_bound(grid, groups, options, len(classes)) / 2**20, 1),
         "notes": list(scene.notes),
     }
@@ -384,7 +463,8 @@ def memory_bound(grid: WindowGrid, groups: dict[str, list[Any]], options: MapOpt
         rows = MAX_CHUNK_ROWS + side  # a chunk plus the rows kept from the previous one
         total += len(layers) * rows * width * 2 * 2  # the buffer and its concatenated successor
         window += len(layers) * side * side * 2
-    batches = options.prefetch + 2  # queued, being consumed, being prepared
+    threads = options.infer_threads or torch_threads()
+    batches = options.prefetch + 2 * threads + 1  # queued, in flight in the inference threads, being prepared
     total += batches * options.batch_size * window * 3  # raw windows, the float copy on the device, offsets
     total += grid.k * grid.cell_cols * classes * 16  # accumulator ring
     total += 4 * grid.cols * classes * 4
