@@ -451,7 +451,11 @@ def _quicklook_rgb(
 
 
 def memory_bound(grid: WindowGrid, groups: dict[str, list[Any]], options: MapOptions, classes: int) -> int:
-    """Bytes the mapping of one scene holds at most, beside the model and GDAL's block cache (see docs/map.md)."""
+    """Bytes of data the mapping of one scene holds at most: chunk buffers, batches, map rows (docs/map.md).
+
+    Not counted: the process itself (Python, torch, the model), the model's activations while it computes a
+    batch, and GDAL's block cache (capped at :data:`landzoo.mapping.reader.GDAL_CACHE_MB` while mapping).
+    """
     from landzoo.mapping.reader import MAX_CHUNK_ROWS
 
     total = 0
@@ -464,8 +468,10 @@ def memory_bound(grid: WindowGrid, groups: dict[str, list[Any]], options: MapOpt
         total += len(layers) * rows * width * 2 * 2  # the buffer and its concatenated successor
         window += len(layers) * side * side * 2
     threads = options.infer_threads or torch_threads()
+    per_batch = min(options.batch_size, grid.cols) * window  # a batch never spans two window rows
     batches = options.prefetch + 2 * threads + 1  # queued, in flight in the inference threads, being prepared
-    total += batches * options.batch_size * window * 3  # raw windows, the float copy on the device, offsets
-    total += grid.k * grid.cell_cols * classes * 16  # accumulator ring
-    total += 4 * grid.cols * classes * 4
+    total += batches * per_batch  # raw windows
+    total += threads * per_batch * 2  # their float32 copies in the model's input
+    total += grid.k * grid.cell_cols * classes * 16  # accumulator ring (float64 sums, counts)
+    total += 4 * grid.cols * classes * 4  # the window row being filled, the map row being written
     return total
