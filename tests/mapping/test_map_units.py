@@ -186,3 +186,15 @@ def test_window_read_through_rasterio_window_equals_direct_slice(tmp_path: Path)
     data = _striped_stack(path, np.random.default_rng(2))
     with rasterio.open(path) as ds:
         assert np.array_equal(ds.read(3, window=Window(60, 120, 120, 120)), data[2, 120:240, 60:180])
+
+
+def test_a_rank_without_scenes_does_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from landzoo.mapping.run import MapOptions, map_scenes
+
+    monkeypatch.setenv("RANK", "2")
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    said: list[str] = []
+    assert (
+        map_scenes("no-checkpoint-needed", ["a.SAFE", "b.SAFE"], tmp_path / "out", MapOptions(), log=said.append) == []
+    )
+    assert said == ["map: rank 2 of 3 has none of the 2 scenes"]

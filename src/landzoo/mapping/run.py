@@ -150,6 +150,9 @@ def map_scenes(
             raise MapError(f"scenes {stems[stem]} and {s} would both write {stem}_*: map them into different --out")
         stems[stem] = s
     mine, rank, world = scene_shard(scenes)
+    if not mine:
+        log(f"map: rank {rank} of {world} has none of the {len(stems)} scenes")
+        return []
     opened = [open_scene(p, bands=options.bands, offset=options.offset) for p in mine]
     model = load_map_model(checkpoint, threshold=options.threshold, memory_format=options.memory_format)
     for scene in opened:  # a scene that lacks a band fails now, not after hours of other scenes
