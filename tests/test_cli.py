@@ -106,13 +106,14 @@ def test_inspect_prints_patches_in_no_split(tmp_path: Path, capsys: pytest.Captu
 
 
 def test_generate_offers_exactly_the_synthetic_datasets(monkeypatch: pytest.MonkeyPatch) -> None:
-    """One list of dataset names: a dataset added to landzoo.synthetic.DATASETS is offered by the CLI."""
+    """One list of dataset names: a dataset added to landzoo.synthetic.DATASETS is offered by the CLI (and the
+    synthetic Sentinel-2 scene, a product rather than a patch dataset, after them)."""
     from landzoo.synthetic import DATASETS
 
     monkeypatch.setitem(DATASETS, "zz-test", "landzoo.synthetic.eurosat")
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     dataset = next(a for a in sub.choices["generate"]._actions if a.dest == "dataset")
-    assert list(dataset.choices) == sorted(DATASETS)
+    assert list(dataset.choices) == [*sorted(DATASETS), "s2-scene"]
 
 
 def test_hardware_reports_name_the_cpu_the_same_way(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
