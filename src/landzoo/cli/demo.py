@@ -124,7 +124,8 @@ def _transfer(args: argparse.Namespace, source: Path, progress: bool) -> bool:
     from landzoo.errors import LandzooError
     from landzoo.store.encode import encode
     from landzoo.synthetic import generate
-    from landzoo.transfer.run import TransferConfig, run_transfer, table_markdown
+    from landzoo.transfer.report import table_markdown
+    from landzoo.transfer.run import TransferConfig, run_transfer
 
     if not (source / "results.json").is_file():
         print(f"transfer skipped: the demo's wrn_eca_b0 run did not finish (no {source / 'results.json'})")

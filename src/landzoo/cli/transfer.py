@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
         arch_kwargs=_kv(args.arch_option),
     )
     summary = run_transfer(cfg, progress=not args.quiet)
-    from landzoo.transfer.run import table_markdown
+    from landzoo.transfer.report import table_markdown
 
     print(table_markdown(summary))
     if not cfg.imagenet_weights:
