@@ -1,9 +1,11 @@
 """Training protocols as data: the defaults a config starts from before its own keys apply.
 
-A protocol is a nested dict with the same keys as :class:`landzoo.training.config.TrainConfig`. Merging
-order is ``TrainConfig`` defaults < protocol < YAML file < command-line ``key=value`` overrides, so a
-config file only writes what differs from its protocol, and the protocol is named in every run's
-resolved ``config.yaml``.
+A protocol is a nested dict with keys of :class:`landzoo.training.config.TrainConfig`; both protocols set the
+same keys (:data:`PROTOCOL_KEYS`), so switching protocol switches all of them. Precedence
+(:mod:`landzoo.training.config`): defaults < protocol < YAML file < protocol named on the command line <
+command-line ``key=value``, so a config file only writes what differs from its protocol, a protocol chosen on
+the command line replaces the file's protocol settings, and the protocol is named in every run's resolved
+``config.yaml``.
 
 ``paper`` reproduces the reference code (paper.md section 4):
 
@@ -39,8 +41,9 @@ PAPER: Final[dict[str, Any]] = {
         "betas": [0.9, 0.999],
         "eps": 1e-7,
         "lr_scaling": "processes",
+        "reference_batch": 256,
     },
-    "schedule": {"name": "step", "decay_at": [0.9], "gamma": 0.1, "warmup_epochs": 0.0},
+    "schedule": {"name": "step", "decay_at": [0.9], "gamma": 0.1, "warmup_epochs": 0.0, "min_lr_ratio": 0.0},
     "trainer": {"epochs": 30, "precision": "32-true", "compile": False, "channels_last": False},
     "data": {"batch_size": 128},
 }
@@ -60,13 +63,24 @@ MODERN: Final[dict[str, Any]] = {
         "lr_scaling": "linear",
         "reference_batch": 256,
     },
-    "schedule": {"name": "cosine", "warmup_epochs": 1.0, "min_lr_ratio": 0.01},
+    "schedule": {"name": "cosine", "decay_at": [0.9], "gamma": 0.1, "warmup_epochs": 1.0, "min_lr_ratio": 0.01},
     "trainer": {"epochs": 30, "precision": "auto", "compile": "auto", "channels_last": "auto"},
     "data": {"batch_size": 256},
 }
 
 #: Protocol name -> its defaults (read-only; :func:`protocol_defaults` hands out copies).
 PROTOCOLS: Final = MappingProxyType({"paper": PAPER, "modern": MODERN})
+
+
+def _keys(d: dict[str, Any], prefix: str = "") -> tuple[str, ...]:
+    return tuple(
+        k for key, v in d.items() for k in (_keys(v, f"{prefix}{key}.") if isinstance(v, dict) else (f"{prefix}{key}",))
+    )
+
+
+#: The dotted keys every protocol sets (a protocol named on the command line sets all of them over the file).
+PROTOCOL_KEYS: Final = _keys(PAPER)
+assert all(set(_keys(p)) == set(PROTOCOL_KEYS) for p in PROTOCOLS.values()), "protocols must set the same keys"
 
 
 def protocol_defaults(name: str) -> dict[str, Any]:
