@@ -2,9 +2,12 @@
 
 Each model is one ordinary run (:func:`landzoo.training.run.fit`) in ``OUT/runs/<model>/`` with the same
 protocol, data, epochs, seed and hardware; only the model name differs. A finished run (its
-``results.json`` says ``ok``) is reused unless ``rerun=True``, so an interrupted benchmark continues where it
-stopped. A model that fails is written into the leaderboard with its one-line error and the others still
-run. Outputs in ``OUT/``:
+``results.json`` says ``ok`` for exactly this config) is reused unless ``rerun=True``; an interrupted one
+(killed, or stopped by SIGTERM: its ``last.ckpt`` and ``config.yaml`` are there) is resumed, so a rerun of
+the same command ends with the leaderboard an uninterrupted benchmark writes. SIGTERM stops the whole
+benchmark after the running model has saved its checkpoint (no leaderboard is written for a partial
+benchmark). A model that fails is written into the leaderboard with its one-line error (its own exception,
+named) and the others still run. Outputs in ``OUT/``:
 
 * ``leaderboard.csv``, ``leaderboard.json`` (rows + baseline + protocol + hardware), ``leaderboard.md``;
 * ``plots/f1_vs_params.png``, ``f1_vs_inference.png``, ``f1_vs_train_time.png``, ``per_class_f1.png``;
@@ -74,7 +77,26 @@ def finished_run(cfg: TrainConfig) -> dict[str, Any] | None:
     return data if same else None
 
 
+def interrupted_run(cfg: TrainConfig) -> bool:
+    """True when ``cfg``'s run folder holds an unfinished run of exactly ``cfg`` (its resume point and config)."""
+    import yaml
+
+    from landzoo.training.schema import TrainConfig as _Config
+
+    if not (cfg.run_dir / "checkpoints" / "last.ckpt").is_file() or finished_run(cfg) is not None:
+        return False
+    try:
+        stored = _Config.from_dict(yaml.safe_load((cfg.run_dir / "config.yaml").read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError, AttributeError, yaml.YAMLError):
+        return False
+    return stored == cfg
+
+
 def _one_line(err: BaseException) -> str:
+    if isinstance(err, OSError):
+        from landzoo.files import os_error_message
+
+        return f"{type(err).__name__}: {os_error_message(err)}"
     text = str(err).strip().splitlines()
     msg = text[0] if text else ""
     return f"{type(err).__name__}: {msg}" if not isinstance(err, LandzooError) else msg
@@ -105,7 +127,7 @@ def run_benchmark(
     models: Sequence[str],
     store: str | Path,
     *,
-    protocol: str = "paper",
+    protocol: str | None = None,
     epochs: int | None = None,
     out: str | Path = "benchmark",
     rerun: bool = False,
@@ -119,10 +141,14 @@ def run_benchmark(
     ``models``: zoo names, or ``LABEL=NAME`` to run a zoo model under another name, e.g. with
     ``model_kwargs={"LABEL": {...}}`` (architecture options, say a smaller ResNet for a CPU demo).
     ``config``/``overrides`` apply to every model (``model.name``, ``data.store``, ``out`` and ``name`` are set
-    here). Returns ``{"rows", "baseline", "meta", "paths"}``.
+    here); ``protocol``, when given, is a protocol named on the command line (it sets all its keys over the
+    config file's). Returns ``{"rows", "baseline", "meta", "paths"}``, or ``{"status": "preempted", "model":
+    LABEL, "checkpoint": PATH}`` when SIGTERM stopped the benchmark.
     """
+    from landzoo.files import atomic_write_text
     from landzoo.training import run as run_mod
     from landzoo.training.config import load_config
+    from landzoo.training.signals import stop_agreed
 
     specs = parse_model_specs(models)
     model_kwargs = dict(model_kwargs or {})
@@ -134,15 +160,10 @@ def run_benchmark(
     run_mod.check_store(store)
     out = Path(out)
     runs_dir = out / "runs"
-    runs_dir.mkdir(parents=True, exist_ok=True)
 
-    results: list[dict[str, Any]] = []
-    t_start = time.perf_counter()
-    durations: list[float] = []
-    n = len(specs)
-    for i, (label, model) in enumerate(specs, 1):
+    def config_of(label: str, model: str) -> TrainConfig:
         extra = [
-            f"protocol={protocol}",
+            *([f"protocol={protocol}"] if protocol else []),
             f"model.name={model}",
             f"data.store={store}",
             f"out={runs_dir}",
@@ -151,23 +172,36 @@ def run_benchmark(
         if epochs is not None:
             extra.append(f"trainer.epochs={epochs}")
         extra += [f"model.kwargs.{k}={json.dumps(v)}" for k, v in model_kwargs.get(label, {}).items()]
-        cfg = load_config(config, [*overrides, *extra])
+        return load_config(config, [*overrides, *extra])
+
+    configs = [config_of(label, model) for label, model in specs]  # every config is valid before anything trains
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    results: list[dict[str, Any]] = []
+    t_start = time.perf_counter()
+    durations: list[float] = []
+    n = len(specs)
+    for i, ((label, model), cfg) in enumerate(zip(specs, configs, strict=True), 1):
         result_path = cfg.run_dir / "results.json"
         done = None if rerun else finished_run(cfg)
         if done is not None:
             print(f"[{i}/{n}] {label}: finished earlier, reusing {result_path} (--rerun to train again)", flush=True)
             results.append(done)
             continue
+        resume = not rerun and interrupted_run(cfg)
         eta = f", about {sum(durations) / len(durations) * (n - i + 1) / 60:.1f} min left" if durations else ""
-        print(f"[{i}/{n}] {label}: training {model} under protocol {protocol!r}{eta}", flush=True)
+        what = "resuming" if resume else "training"
+        print(f"[{i}/{n}] {label}: {what} {model} under protocol {cfg.protocol!r}{eta}", flush=True)
+        if stop_agreed():
+            return _preempted(label, cfg)
         t0 = time.perf_counter()
         try:
-            res = run_mod.fit(cfg, overwrite=True, progress=progress, label=f"[{i}/{n}] {label}")
-        except Exception as err:  # a failed model is reported, the others still run
+            res = run_mod.fit(cfg, resume=resume, overwrite=not resume, progress=progress, label=f"[{i}/{n}] {label}")
+        except Exception as err:  # a failed model is reported with its own error, the others still run
             res = {"model": label, "arch": model, "status": "failed", "error": _one_line(err), "config": cfg.to_dict()}
-            cfg.run_dir.mkdir(parents=True, exist_ok=True)
-            result_path.write_text(json.dumps(res, indent=2, default=str) + "\n", encoding="utf-8")
+            atomic_write_text(result_path, json.dumps(res, indent=2, default=str) + "\n")
             print(f"[{i}/{n}] {label}: FAILED: {res['error']}", flush=True)
+        if res.get("status") == "preempted":
+            return _preempted(label, cfg)
         durations.append(time.perf_counter() - t0)
         results.append(res)
 
@@ -178,7 +212,7 @@ def run_benchmark(
     per_class = {r["model"]: r.get("test_per_class") or {} for r in ok}
     first = ok[0] if ok else {}
     meta = {
-        "protocol": protocol,
+        "protocol": protocol or _get(first, "config", "protocol"),
         "store": str(store),
         "models": ",".join(lab if lab == name else f"{lab}={name}" for lab, name in specs),
         "epochs": epochs if epochs is not None else _get(first, "config", "trainer", "epochs"),
@@ -194,3 +228,7 @@ def run_benchmark(
     paths["html"] = write_html(rows, baseline, meta, plots, out)
     paths.update({f"plot_{k}": v for k, v in plots.items()})
     return {"rows": rows, "baseline": baseline, "meta": meta, "paths": paths}
+
+
+def _preempted(label: str, cfg: TrainConfig) -> dict[str, Any]:
+    return {"status": "preempted", "model": label, "checkpoint": str(cfg.run_dir / "checkpoints" / "last.ckpt")}

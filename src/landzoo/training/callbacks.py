@@ -17,7 +17,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from landzoo.training import cost as cost_mod
-from landzoo.training.signals import stop_requested
+from landzoo.training.signals import request_stop, stop_requested
 
 __all__ = [
     "EpochProgress",
@@ -25,26 +25,34 @@ __all__ = [
     "PreemptionCheckpoint",
     "TestTimer",
     "ValidationSchedule",
+    "route_sigterm",
 ]
 
 
-class PreemptionCheckpoint(L.Callback):
+class PreemptionCheckpoint(ModelCheckpoint):
     """On SIGTERM, every rank saves ``last.ckpt`` at the end of the current training step, then the run stops.
 
-    A SIGTERM that arrives during validation is held back until the epoch is complete (a checkpoint taken in the
-    middle of validation would resume with metrics over part of the validation set, and so could select another
-    checkpoint): the validation finishes, the epoch-end ``last.ckpt`` is written as usual, then the run stops.
+    The request comes from :mod:`landzoo.training.signals` (the engine routes Lightning's SIGTERM handler there,
+    so Lightning never stops a run on its own between this check and its own, which would leave no checkpoint).
+    It is checked at the end of every training step (any rank's request stops all: they agree by all-reduce)
+    and at the end of every epoch. A SIGTERM during validation therefore waits for the validation and the
+    epoch-end ``last.ckpt`` (a checkpoint taken in the middle of validation would resume with metrics over part
+    of the validation set, and so could select another checkpoint). It subclasses ``ModelCheckpoint`` so that
+    Lightning runs it after the selection callback and :class:`LastCheckpoint`, whose states it saves.
     """
 
     def __init__(self, path: Path) -> None:
+        super().__init__(dirpath=Path(path).parent, save_top_k=0, save_last=False, enable_version_counter=False)
         self.path = Path(path)
         self.saved = False
-        self._deferred = False
+
+    @property
+    def state_key(self) -> str:
+        return "PreemptionCheckpoint"
 
     @staticmethod
     def _agreed(trainer: L.Trainer) -> bool:
-        # Lightning's flag, or a request recorded between runs / before Lightning's handler was installed
-        flag = bool(getattr(trainer, "received_sigterm", False)) or stop_requested()
+        flag = stop_requested()
         if trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
             t = torch.tensor([1.0 if flag else 0.0], device=trainer.strategy.root_device)
             torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
@@ -59,25 +67,43 @@ class PreemptionCheckpoint(L.Callback):
             self.saved = True
             raise SIGTERMException()
 
-    def on_validation_batch_end(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
-        if trainer.state.fn == "fit" and getattr(trainer, "received_sigterm", False):
-            self._deferred = True
-            trainer._signal_connector.received_sigterm = False  # let the validation finish
-
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._deferred:
-            # Lightning raises SIGTERMException right after this epoch is complete; the epoch-end last.ckpt
-            # (written at validation end) is the resume point
-            trainer._signal_connector.received_sigterm = True
+        if self._agreed(trainer):  # LastCheckpoint has just written the epoch-end resume point
             self.saved = True
+            raise SIGTERMException()
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        pass
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        pass
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        pass
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        pass
+
+
+def route_sigterm(trainer: L.Trainer) -> None:
+    """Make Lightning's SIGTERM handler record a stop request (:mod:`.signals`) instead of stopping by itself.
+
+    Lightning would raise at its own check after the step, racing :class:`PreemptionCheckpoint` (a signal that
+    arrives between the two stops the run without a checkpoint); its launcher still forwards the signal to the
+    processes it started.
+    """
+    connector = trainer._signal_connector
+
+    def notify(signum: Any, frame: Any) -> None:
+        launcher = trainer.strategy.launcher
+        if launcher is not None and not stop_requested():
+            launcher.kill(signum)
+        request_stop()
+
+    connector._sigterm_notifier_fn = notify  # type: ignore[method-assign]
 
 
 class LastCheckpoint(ModelCheckpoint):

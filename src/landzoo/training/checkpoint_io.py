@@ -16,8 +16,10 @@ names the checkpoint's path.
 from __future__ import annotations
 
 import errno
+import io
 import os
 import pickle
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -43,14 +45,13 @@ def load_lightning_checkpoint(path: str | os.PathLike, map_location: Any = "cpu"
     except FileNotFoundError:
         raise RunError(f"checkpoint {path} does not exist") from None
     except pickle.UnpicklingError as err:
-        text = str(err)
-        if "Unsupported global" in text or "not an allowed global" in text or "GLOBAL" in text:
-            what = text.split("GLOBAL", 1)[-1].split(" was not")[0].strip(" :") if "GLOBAL" in text else ""
+        found = re.search(r"GLOBAL\s+`?([\w.]+)", str(err))
+        if found:
             raise RunError(
-                f"checkpoint {path} holds an object of type {what or 'unknown'} that landzoo never saves; refusing "
-                "to load it (it could run code). Use a checkpoint written by landzoo"
+                f"checkpoint {path} holds an object of type {found.group(1)}, which landzoo never saves; refusing to load it "
+                "(unpickling it could run code). Use a checkpoint written by landzoo"
             ) from None
-        raise RunError(f"checkpoint {path} is damaged (cannot be unpickled: {_first_line(err)})") from None
+        raise RunError(f"checkpoint {path} is damaged or not a checkpoint (it cannot be unpickled)") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
         if isinstance(err, OSError) and err.errno not in (None, errno.EINVAL):
             raise
@@ -72,14 +73,21 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         path = Path(path)
+        # serialised in memory first (as Lightning's own writer does): torch's zip writer turns a failed write into
+        # a RuntimeError without its cause; written by Python, a full disk is an OSError naming this checkpoint
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
         try:
-            atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
+            atomic_write(path, lambda tmp: _write(tmp, buffer))
         except OSError as err:
-            if err.filename is None:  # name the checkpoint, not the temporary file or nothing
-                raise OSError(err.errno, err.strerror or str(err), str(path)) from None
-            if str(err.filename) != str(path):
+            if err.filename is None or str(err.filename) != str(path):
                 raise OSError(err.errno, err.strerror or str(err), str(path)) from None
             raise
 
     def load_checkpoint(self, path: Any, map_location: Any | None = None, weights_only: bool | None = None) -> Any:
         return load_lightning_checkpoint(path, map_location=map_location or "cpu")
+
+
+def _write(path: Path, buffer: io.BytesIO) -> None:
+    with open(path, "wb") as fh:
+        fh.write(buffer.getbuffer())

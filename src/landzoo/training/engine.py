@@ -34,6 +34,7 @@ from landzoo.training.callbacks import (
     PreemptionCheckpoint,
     TestTimer,
     ValidationSchedule,
+    route_sigterm,
 )
 from landzoo.training.checkpoint_io import load_lightning_checkpoint
 from landzoo.training.config import Scaling, TrainConfig, resolve_scaling
@@ -77,14 +78,16 @@ def train_and_test(
         dirpath=run_dir / "checkpoints", filename="best", monitor=select, mode="max", save_top_k=1,
         save_last=False, auto_insert_metric_name=False, enable_version_counter=False,
     )  # fmt: skip
-    cost_cb, test_timer, preempt = cost_mod.CostCallback(), TestTimer(), PreemptionCheckpoint(last)
+    cost_cb, test_timer = cost_mod.CostCallback(), TestTimer()
+    # checkpoint callbacks run last, in this order: select, write the resume point, stop on SIGTERM
     cbs: list[L.Callback] = [best_cb, LastCheckpoint(last, cfg.trainer.checkpoint_every_n_steps)]
-    cbs += [ValidationSchedule(cfg.trainer.val_every_n_epochs), cost_cb, test_timer, preempt]
+    cbs += [PreemptionCheckpoint(last), ValidationSchedule(cfg.trainer.val_every_n_epochs), cost_cb, test_timer]
     if progress or epoch_lines:
         cbs.append(EpochProgress(label or cfg.run_name, bar=progress))
     cbs += list(callbacks)
     logger = make_logger(cfg, run_dir)
     trainer = make_trainer(cfg, run_dir, callbacks=cbs, progress=False, logger=logger)
+    route_sigterm(trainer)
     scaling = resolve_scaling(cfg, trainer.world_size)
     module, data = build(scaling)
     module.steps_per_epoch = steps_per_epoch(data.n_train, cfg, scaling)

@@ -84,11 +84,9 @@ def load_module(checkpoint: str | Path) -> LandCoverModule:
     config = dict(_meta_get(meta, "config") or {})
     if "transfer" in config:  # written by `landzoo transfer`: its protocol is not a training config
         task = config.get("task")
-        if task is None:  # written before the task was recorded: derive it from the transfer settings
-            from landzoo.transfer.protocols import get_protocol
-
+        if task is None:  # written before the task was recorded: EuroSAT and --single-label runs are single-label
             t = config["transfer"]
-            task = get_protocol(t["dataset"], single_label=bool(t.get("single_label"))).task
+            task = "singlelabel" if t.get("dataset") == "eurosat" or t.get("single_label") else "multilabel"
         if task != "multilabel":
             raise RunError(
                 f"checkpoint {path} is a single-label (softmax) model from `landzoo transfer`; test and predict "

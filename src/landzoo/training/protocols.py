@@ -16,6 +16,11 @@ the command line replaces the file's protocol settings, and the protocol is name
 * 30 epochs, one x0.1 step decay at 90 % of training (epoch 27 of 30, as the README's config);
 * model selection on validation micro-F1, seed 42, no augmentation, fp32.
 
+``transfer`` is the fine-tuning recipe of ``landzoo transfer`` (:mod:`landzoo.transfer`), so a transfer run is
+an ordinary engine run: AdamW (weight decay 1e-4 on weights of two or more dimensions), lr 1e-3 without
+scaling, cosine decay to zero over all steps without warm-up, dihedral augmentation, batch 64, 30 epochs.
+``landzoo fit protocol=transfer model.init_from=CKPT`` fine-tunes a checkpoint of the same contract with it.
+
 ``modern`` is what one would do today: AdamW (wd 0.05), linear warm-up then cosine decay, lr scaled
 linearly with the global batch (reference 256), bf16 autocast where the device supports it (fp32 on
 CPU), random flips / 90-degree rotations per sample, optional label smoothing, channels_last and
@@ -68,8 +73,28 @@ MODERN: Final[dict[str, Any]] = {
     "data": {"batch_size": 256},
 }
 
+TRANSFER: Final[dict[str, Any]] = {
+    "protocol": "transfer",
+    "seed": 0,
+    "augment": "dihedral",
+    "select_metric": "f1_micro",
+    "loss": {"label_smoothing": 0.0},
+    "optim": {
+        "name": "adamw",
+        "lr": 1e-3,
+        "weight_decay": 1e-4,
+        "betas": [0.9, 0.999],
+        "eps": 1e-8,
+        "lr_scaling": "none",
+        "reference_batch": 256,
+    },
+    "schedule": {"name": "cosine", "decay_at": [0.9], "gamma": 0.1, "warmup_epochs": 0.0, "min_lr_ratio": 0.0},
+    "trainer": {"epochs": 30, "precision": "auto", "compile": False, "channels_last": False},
+    "data": {"batch_size": 64},
+}
+
 #: Protocol name -> its defaults (read-only; :func:`protocol_defaults` hands out copies).
-PROTOCOLS: Final = MappingProxyType({"paper": PAPER, "modern": MODERN})
+PROTOCOLS: Final = MappingProxyType({"paper": PAPER, "modern": MODERN, "transfer": TRANSFER})
 
 
 def _keys(d: dict[str, Any], prefix: str = "") -> tuple[str, ...]:

@@ -199,7 +199,7 @@ class TrainConfig:
 
 # ---- allowed values -------------------------------------------------------------------------------
 _CHOICES: dict[str, tuple[Any, ...]] = {
-    "protocol": ("paper", "modern"),
+    "protocol": ("paper", "modern", "transfer"),
     "task": ("multilabel", "singlelabel"),
     "augment": ("none", "dihedral"),
     "trainer.logger": ("csv", "tensorboard", "mlflow", "wandb", "none"),

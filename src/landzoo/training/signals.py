@@ -1,7 +1,8 @@
 """SIGTERM as a request to stop at the next safe point, for commands that run several trainings in a row.
 
-Inside a training, Lightning's own handler and :class:`landzoo.training.callbacks.PreemptionCheckpoint` save
-``last.ckpt`` and stop the run. Between trainings (a benchmark moving to its next model, a transfer sweep to
+Inside a training, Lightning's handler records the request here too (the engine routes it,
+:func:`landzoo.training.callbacks.route_sigterm`) and :class:`landzoo.training.callbacks.PreemptionCheckpoint`
+saves ``last.ckpt`` and stops the run at the next step end. Between trainings (a benchmark moving to its next model, a transfer sweep to
 its next run, a linear probe extracting features), :func:`sigterm_stops` keeps the process alive and records
 the request; the drivers check :func:`stop_agreed` before each run and stop with a message that says how to
 continue. Lightning calls the handler installed here too (it keeps existing handlers), so a request is never
@@ -18,7 +19,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["request_stop", "sigterm_stops", "stop_agreed", "stop_requested"]
+__all__ = ["request_stop", "sigterm_stops", "stop_agreed", "stop_requested", "stopped_message"]
 
 _STOP = threading.Event()
 
@@ -58,3 +59,12 @@ def sigterm_stops() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        _STOP.clear()  # the request was for this command
+
+
+def stopped_message(command: str, res: dict[str, Any]) -> str:
+    """What a user reads when SIGTERM stopped a benchmark or transfer sweep: where it stopped, how to continue."""
+    return (
+        f"{command} stopped by SIGTERM during {res['model']}: its checkpoint is saved ({res['checkpoint']}); "
+        "run the same command again to continue (finished runs are reused, the interrupted one resumes)"
+    )

@@ -38,6 +38,7 @@ for _pattern in (
     r".*exists and is not empty.*",
     r".*Consider setting `persistent_workers=True`.*",
     r".*`weights_only` was not set.*",
+    r".*module\(s\) in eval mode at the start of training.*",
     r".*`max_epochs=\d+` reached.*",
     r".*You're resuming from a checkpoint that ended before the epoch ended.*",
 ):
