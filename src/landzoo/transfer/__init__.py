@@ -26,7 +26,8 @@ _EXPORTS = {
     "ProtocolError": "landzoo.transfer.protocols",
     "get_protocol": "landzoo.transfer.protocols",
     "open_target": "landzoo.transfer.protocols",
-    "TransferError": "landzoo.transfer.run",
+    "TransferError": "landzoo.transfer.config",
+    "TransferConfig": "landzoo.transfer.config",
     "run_transfer": "landzoo.transfer.run",
 }
 

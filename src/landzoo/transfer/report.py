@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from landzoo.transfer.config import INITS
+from landzoo.transfer.config import jsonable as _jsonable
 from landzoo.transfer.protocols import TransferProtocol
-from landzoo.transfer.run import INITS, _jsonable
 
 __all__ = ["aggregate", "make_plot", "table_markdown", "write_outputs"]
 
