@@ -47,7 +47,10 @@ def open_data(
             f"--data {data} is a raw folder: with several processes, encode it first (`landzoo encode --dataset "
             f"{proto.dataset} {data} --out STORE`) and pass the store"
         )
+    from landzoo.files import check_writable_dir
     from landzoo.store.encode import encode
+
+    check_writable_dir(out, what="--out folder")  # before the encode starts
 
     reader_kwargs: dict[str, Any] = {}
     if proto.dataset == "sen12ms":

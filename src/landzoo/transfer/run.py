@@ -58,7 +58,7 @@ import torch
 from landzoo import contract
 from landzoo.checkpoint import file_sha256
 from landzoo.errors import LandzooError
-from landzoo.files import atomic_write_text
+from landzoo.files import atomic_write_text, check_writable_dir
 from landzoo.training.config import Scaling, TrainConfig, load_config
 from landzoo.training.data import RunData
 from landzoo.training.engine import save_selected_weights, train_and_test
@@ -175,7 +175,7 @@ class _Sweep:
             raise TransferError(f"cannot read bands {','.join(self.bands)} from {self.store}: {err}") from None
         self.stats, self.stats_note = target_stats(cfg, self.source, self.target)
         self.imagenet = load_weight_file(cfg.imagenet_weights) if cfg.imagenet_weights else None
-        self.out.mkdir(parents=True, exist_ok=True)
+        check_writable_dir(self.out, what="--out folder")  # before any run trains
         self.features = FeatureCache()
         self.adaptation: dict[str, Any] = {}
         self.resolution: Resolution | None = None  # known once the first model is built (its input size)
