@@ -53,6 +53,13 @@ def inject(monkeypatch: Any, module: Any, make: Callable[[str], list[L.Callback]
     monkeypatch.setattr(module, "train_and_test", wrapped)
 
 
+class SetAttr:
+    """The part of pytest's ``monkeypatch`` that :func:`inject` uses, for scripts run by :func:`run_script`."""
+
+    def setattr(self, obj: Any, name: str, value: Any) -> None:
+        setattr(obj, name, value)
+
+
 def run_script(code: str, *, timeout: float = 600, **popen: Any) -> subprocess.CompletedProcess:
     """Run Python ``code`` in a fresh single-threaded interpreter from the repository root (what a job runs)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _train_helpers import MODEL, overrides, results
+from _train_helpers import MODEL, overrides, results, same_end
 
 from _faults import FaultAt, inject, one_line_error, run_script
 from landzoo.cli import main
@@ -35,20 +35,6 @@ def reference(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("ref")
     assert _fit(store, out) == 0
     return out / MODEL
-
-
-def _same_end(run: Path, reference: Path) -> None:
-    """The resumed run ends with the uninterrupted run's weights, selection and metrics, bit for bit."""
-    a = torch.load(reference / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    b = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    assert a["global_step"] == b["global_step"]
-    for key, value in a["state_dict"].items():
-        assert torch.equal(value, b["state_dict"][key]), key
-    ra, rb = results(reference), results(run)
-    assert ra["best_epoch"] == rb["best_epoch"]
-    for key in ("f1_micro", "f1_macro", "map_macro", "hamming_loss"):
-        assert ra["test"][key] == rb["test"][key], key
-        assert ra["val"][key] == rb["val"][key], key
 
 
 # ---- exceptions surface as themselves -----------------------------------------------------------------
@@ -76,7 +62,7 @@ def test_sigterm_during_validation_waits_for_the_epoch_then_resume(
     assert ckpt["global_step"] == steps and ckpt["epoch"] == 0  # end of epoch 1: validation was not cut short
     monkeypatch.undo()
     assert _fit(store, tmp_path, "--resume") == 0
-    _same_end(tmp_path / MODEL, reference)
+    same_end(tmp_path / MODEL, reference)
 
 
 def test_sigkill_during_the_test_pass_then_resume(store: Path, reference: Path, tmp_path: Path) -> None:
@@ -84,22 +70,18 @@ def test_sigkill_during_the_test_pass_then_resume(store: Path, reference: Path, 
     proc = run_script(
         f"""
         import signal
-        from _faults import FaultAt, inject
+        from _faults import FaultAt, SetAttr, inject
         from landzoo.cli import main
         from landzoo.training import run
 
-        class Patch:
-            def setattr(self, obj, name, value):
-                setattr(obj, name, value)
-
-        inject(Patch(), run, lambda label: [FaultAt("on_test_batch_end", 1, sig=signal.SIGKILL)])
+        inject(SetAttr(), run, lambda label: [FaultAt("on_test_batch_end", 1, sig=signal.SIGKILL)])
         main({args!r})
         """
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert not (tmp_path / MODEL / "results.json").exists()
     assert _fit(store, tmp_path, "--resume") == 0
-    _same_end(tmp_path / MODEL, reference)
+    same_end(tmp_path / MODEL, reference)
 
 
 # ---- damaged, edited and crafted checkpoints ------------------------------------------------------------
@@ -114,7 +96,7 @@ def test_resume_from_a_truncated_last_ckpt_is_one_line(store: Path, reference: P
 
 
 class _Payload:
-    """Unpickling this runs ``touch MARKER`` (what a crafted checkpoint does under weights_only=False)."""
+    """Unpickling this runs ``touch MARKER`` (what a crafted checkpoint does under weights_only=True)."""
 
     def __init__(self, marker: Path) -> None:
         self.marker = marker

@@ -81,17 +81,13 @@ def test_kill_9_then_the_rerun_finishes_the_sweep(
         """
     else:
         fault = """
-            inject(Patch(), run, lambda label: [FaultAt("on_train_epoch_start", 2, sig=signal.SIGKILL)])
+            inject(SetAttr(), run, lambda label: [FaultAt("on_train_epoch_start", 2, sig=signal.SIGKILL)])
         """
     header = """
         import os, signal
-        from _faults import FaultAt, inject
+        from _faults import FaultAt, SetAttr, inject
         from landzoo.cli import main
         from landzoo.transfer import run
-
-        class Patch:
-            def setattr(self, obj, name, value):
-                setattr(obj, name, value)
     """
     script = "\n".join(textwrap.dedent(part) for part in (header, fault, f"main({_argv(env, tmp_path)!r})"))
     proc = run_script(script)
@@ -105,15 +101,11 @@ def test_kill_9_during_a_linear_probe_then_the_rerun_gives_its_numbers(env: dict
     proc = run_script(
         f"""
         import signal
-        from _faults import FaultAt, inject
+        from _faults import FaultAt, SetAttr, inject
         from landzoo.cli import main
         from landzoo.transfer import run
 
-        class Patch:
-            def setattr(self, obj, name, value):
-                setattr(obj, name, value)
-
-        inject(Patch(), run, lambda label: [FaultAt("on_train_epoch_start", 3, sig=signal.SIGKILL)])
+        inject(SetAttr(), run, lambda label: [FaultAt("on_train_epoch_start", 3, sig=signal.SIGKILL)])
         main({_argv(env, tmp_path / "killed", "linear")!r})
         """
     )

@@ -29,7 +29,39 @@ __all__ = [
 ]
 
 
-class PreemptionCheckpoint(ModelCheckpoint):
+class _FixedCheckpoint(ModelCheckpoint):
+    """A checkpoint callback that writes one fixed file when told to, and nothing on Lightning's own triggers.
+
+    It subclasses ``ModelCheckpoint`` only for its place in Lightning's callback order (checkpoint callbacks run
+    last, after the selection callback whose updated best score must be part of what is saved); it keeps no
+    state of its own in the checkpoint.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(dirpath=Path(path).parent, save_top_k=0, save_last=False, enable_version_counter=False)
+        self.path = Path(path)
+
+    @property
+    def state_key(self) -> str:
+        return type(self).__name__
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        pass
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        pass
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        pass
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        pass
+
+
+class PreemptionCheckpoint(_FixedCheckpoint):
     """On SIGTERM, every rank saves ``last.ckpt`` at the end of the current training step, then the run stops.
 
     The request comes from :mod:`landzoo.training.signals` (the engine routes Lightning's SIGTERM handler there,
@@ -42,13 +74,8 @@ class PreemptionCheckpoint(ModelCheckpoint):
     """
 
     def __init__(self, path: Path) -> None:
-        super().__init__(dirpath=Path(path).parent, save_top_k=0, save_last=False, enable_version_counter=False)
-        self.path = Path(path)
+        super().__init__(path)
         self.saved = False
-
-    @property
-    def state_key(self) -> str:
-        return "PreemptionCheckpoint"
 
     @staticmethod
     def _agreed(trainer: L.Trainer) -> bool:
@@ -72,21 +99,6 @@ class PreemptionCheckpoint(ModelCheckpoint):
             self.saved = True
             raise SIGTERMException()
 
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        pass
-
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        pass
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        pass
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        pass
-
 
 def route_sigterm(trainer: L.Trainer) -> None:
     """Make Lightning's SIGTERM handler record a stop request (:mod:`.signals`) instead of stopping by itself.
@@ -106,7 +118,7 @@ def route_sigterm(trainer: L.Trainer) -> None:
     connector._sigterm_notifier_fn = notify  # type: ignore[method-assign]
 
 
-class LastCheckpoint(ModelCheckpoint):
+class LastCheckpoint(_FixedCheckpoint):
     """Writes ``last.ckpt`` at the end of every epoch and every N optimiser steps: the resume point.
 
     (Lightning's ``save_last`` only writes it when a top-k checkpoint was saved in the same step.) It subclasses
@@ -115,13 +127,8 @@ class LastCheckpoint(ModelCheckpoint):
     """
 
     def __init__(self, path: Path, every_n_steps: int | None = None) -> None:
-        super().__init__(dirpath=Path(path).parent, save_top_k=0, save_last=False, enable_version_counter=False)
-        self.path = Path(path)
+        super().__init__(path)
         self.every = every_n_steps
-
-    @property
-    def state_key(self) -> str:
-        return "LastCheckpoint"
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -132,21 +139,6 @@ class LastCheckpoint(ModelCheckpoint):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         trainer.save_checkpoint(self.path, weights_only=False)
-
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        pass
-
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        pass
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        pass
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        pass
 
 
 class ValidationSchedule(L.Callback):

@@ -22,7 +22,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from landzoo.training.config import Scaling, TrainConfig
 
@@ -123,23 +123,6 @@ class TensorBatches:
         return out
 
 
-class _BatchView(Dataset):
-    """``view[list_of_indices]`` is a whole batch, so a DataLoader with ``batch_size=None`` reads batches."""
-
-    def __init__(self, source: Any) -> None:
-        self.source = source
-
-    def __len__(self) -> int:
-        return len(self.source)
-
-    def __getitem__(self, indices: Sequence[int]) -> dict[str, Any]:
-        return self.source.get_batch(indices)
-
-
-def _identity(batch: Any) -> Any:
-    return batch
-
-
 class BatchDataModule(L.LightningDataModule):
     """Loaders over one batch source per role (``train``/``val``/``test``), DDP-sharded like the store's.
 
@@ -180,7 +163,8 @@ class BatchDataModule(L.LightningDataModule):
                 self.source(role)
 
     def _loader(self, role: str, shuffle: bool) -> DataLoader:
-        from landzoo.store.reader import StoreBatchSampler
+        # the store's batch view and sampler serve any source with __len__ and get_batch
+        from landzoo.store.reader import StoreBatchSampler, _BatchView, _identity
 
         src = self.source(role)
         ranks = {"num_replicas": self.trainer.world_size, "rank": self.trainer.global_rank} if self.trainer else {}
