@@ -6,6 +6,7 @@ the leaderboard of an uninterrupted benchmark; an exception is reported as itsel
 from __future__ import annotations
 
 import json
+import logging
 import signal
 from pathlib import Path
 
@@ -37,11 +38,37 @@ def _board(out: Path) -> list[dict]:
     return [{k: r[k] for k in SAME} for r in rows]
 
 
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(str(record.msg))
+
+
+BANNERS = _Records()
+
+
 @pytest.fixture(scope="module")
 def reference(store: Path, tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+    from landzoo.training import trainer
+
     out = tmp_path_factory.mktemp("bench-ref")
-    assert main(_argv(store, out)) == 0
+    trainer._CONSOLE.seen.clear()  # as in a fresh process: the banner is due once
+    log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    log.addHandler(BANNERS)
+    try:
+        assert main(_argv(store, out)) == 0
+    finally:
+        log.removeHandler(BANNERS)
     return _board(out)
+
+
+def test_lightnings_device_banner_is_shown_once_per_process(reference: list[dict]) -> None:
+    """Two models trained and tested in one benchmark process: one "GPU available" banner, not one per Trainer."""
+    assert len(reference) == 2
+    assert sum(m.startswith("GPU available") for m in BANNERS.messages) == 1
 
 
 def test_sigterm_in_the_second_model_stops_the_benchmark_then_the_rerun_finishes_it(

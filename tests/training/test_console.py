@@ -1,5 +1,5 @@
-"""The console and the loggers of a training run: one validation line per epoch (also without the progress bar), the
-logger chosen by config, Lightning's device banner once per process."""
+"""The console and the loggers of a training run: one validation line per epoch (also without the progress bar) and
+the logger chosen by config (the device banner once per process: tests/training/test_benchmark_faults.py)."""
 
 from __future__ import annotations
 
@@ -42,18 +42,3 @@ def test_the_logger_is_chosen_by_config(store: Path, tmp_path: Path, capsys: pyt
         out = tmp_path / "tb"
         err = one_line_error(capsys, main(["fit", *overrides(store, out, **FAST, **{"trainer.logger": "tensorboard"})]))
         assert "pip install 'landzoo[tensorboard]'" in err
-
-
-def test_the_device_banner_is_shown_once_per_process(
-    store: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    argv = ["benchmark", "--models", f"{MODEL},b={MODEL}", "--data", str(store), "--epochs", "1", "--out",
-            str(tmp_path), "--no-progress", "data.batch_size=16", "trainer.accelerator=cpu", "data.num_workers=0",
-            "cost.measure=false", "trainer.epochs=1"]  # fmt: skip
-    from landzoo.training import trainer
-
-    trainer._CONSOLE.seen.clear()  # as in a fresh process
-    with caplog.at_level("INFO"):
-        assert main(argv) == 0
-    banners = [r for r in caplog.records if str(r.msg).startswith("GPU available")]
-    assert len(banners) == 1  # two trainings (and their test passes), one banner
