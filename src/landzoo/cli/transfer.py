@@ -125,6 +125,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="auto (bf16-mixed on a GPU that has it, else 32-true), 32-true, bf16-mixed, 16-mixed (default auto)",
     )
     p.add_argument(
+        "--logger",
+        choices=("csv", "tensorboard", "mlflow", "wandb", "none"),
+        default="csv",
+        help="where each run logs loss, lr and validation metrics (as fit's trainer.logger; default csv)",
+    )
+    p.add_argument(
         "--workers", type=int, default=2, help="data loader processes per device (and encode processes for raw data)"
     )
     p.add_argument("--no-checkpoints", action="store_true", help="do not save a checkpoint per run")
@@ -178,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
         devices=args.devices,
         num_nodes=args.num_nodes,
         precision=args.precision,
+        logger=args.logger,
         workers=args.workers,
         save_checkpoints=not args.no_checkpoints,
         rerun=args.rerun,

@@ -79,6 +79,8 @@ class TransferConfig:
     devices: int = 1
     num_nodes: int = 1
     precision: str = "auto"
+    #: the engine's ``trainer.logger``: csv, tensorboard, mlflow, wandb or none
+    logger: str = "csv"
     workers: int = 2
     save_checkpoints: bool = True
     rerun: bool = False
@@ -131,6 +133,8 @@ class TransferConfig:
             raise TransferError(f"--device must be auto, cpu, cuda or gpu, not {self.device!r}")
         if self.precision not in _PRECISIONS:
             raise TransferError(f"--precision must be one of {', '.join(_PRECISIONS)}, not {self.precision!r}")
+        if self.logger not in ("csv", "tensorboard", "mlflow", "wandb", "none"):
+            raise TransferError(f"--logger must be csv, tensorboard, mlflow, wandb or none, not {self.logger!r}")
         if self.val_every is None:
             self.val_every = max(1, int(self.epochs) // 10)
         if self.val_every < 1:

@@ -147,6 +147,7 @@ def train_config(
             "num_nodes": cfg.num_nodes,
             "strategy": "ddp" if cfg.devices * cfg.num_nodes > 1 else "auto",
             "precision": cfg.precision,
+            "logger": cfg.logger,
         },
     }
     try:
