@@ -17,7 +17,7 @@ the end of the current step and the run ends with status ``preempted``.
 
 This module also re-exports the engine's public entry points, so ``landzoo.training.run.X`` keeps working
 for every name other code calls: :func:`load_module`, :func:`test`, :func:`predict`, :func:`check_store`,
-:func:`make_datamodule`, :class:`RunError`.
+:func:`make_datamodule`, :func:`make_trainer`, :func:`resolve_precision`, :class:`RunError`.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from landzoo.training.errors import RunError
 from landzoo.training.evaluation import predict, test
 from landzoo.training.loading import check_contract_against_store, load_init_weights, load_module
 from landzoo.training.module import LandCoverModule
-from landzoo.training.trainer import env_rank, is_global_zero, rank0_print
+from landzoo.training.trainer import env_rank, is_global_zero, make_trainer, rank0_print, resolve_precision
 
 __all__ = [
     "ResumableLoader",
@@ -50,7 +50,9 @@ __all__ = [
     "is_global_zero",
     "load_module",
     "make_datamodule",
+    "make_trainer",
     "predict",
+    "resolve_precision",
     "steps_per_epoch",
     "test",
 ]
