@@ -2,7 +2,7 @@
 
 Every hook here has Lightning's exact signature: a callback whose ``on_exception`` itself fails would replace
 the run's real exception (a crash in a step, a SIGTERM) with its own ``TypeError``, and the user would see the
-wrong error. ``tests/training/test_faults.py`` checks that an exception raised anywhere surfaces as itself.
+wrong error. ``tests/training/test_training_faults.py`` checks that an exception raised anywhere surfaces as itself.
 """
 
 from __future__ import annotations
