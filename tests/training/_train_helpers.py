@@ -53,3 +53,19 @@ def landzoo(*args: str, env: dict[str, str] | None = None, **popen: Any) -> subp
 
 def results(run_dir: Path) -> dict[str, Any]:
     return json.loads((run_dir / "results.json").read_text())
+
+
+def same_end(run: Path, reference: Path) -> None:
+    """A resumed run ends with the uninterrupted run's weights, selection and metrics, bit for bit."""
+    import torch
+
+    a = torch.load(reference / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    b = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert a["global_step"] == b["global_step"]
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key]), key
+    ra, rb = results(reference), results(run)
+    assert ra["best_epoch"] == rb["best_epoch"]
+    for key in ("f1_micro", "f1_macro", "map_macro", "hamming_loss"):
+        assert ra["test"][key] == rb["test"][key], key
+        assert ra["val"][key] == rb["val"][key], key

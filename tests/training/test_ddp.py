@@ -65,8 +65,8 @@ def test_metrics_of_two_processes_equal_one_process_on_the_same_weights(
 
 def test_weights_match_a_one_process_run_with_the_same_global_batch(runs: tuple[Path, Path]) -> None:
     two, one = runs
-    a = torch.load(two / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    b = torch.load(one / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    a = torch.load(two / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    b = torch.load(one / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert a["global_step"] == b["global_step"] > 0
     worst = 0.0
     for key, wa in a["state_dict"].items():

@@ -203,11 +203,12 @@ def test_copy_threads_reach_the_store_and_read_the_same_batches(store: Path) -> 
 def test_steps_per_epoch_is_what_the_loader_yields(store: Path, tmp_path: Path, drop_last: bool) -> None:
     """The lr schedule's step count must equal the training batches, with or without the last partial one."""
     from landzoo.training.config import load_config, resolve_scaling
-    from landzoo.training.run import _steps_per_epoch, make_datamodule
+    from landzoo.training.data import steps_per_epoch
+    from landzoo.training.run import make_datamodule
 
     cfg = load_config(None, overrides(store, tmp_path, **{"data.batch_size": 32, "data.drop_last": drop_last}))
     dm = make_datamodule(store, bands=("B02", "B03", "B04", "B08"), classes="ben19", batch_size=32,
                          eval_batch_size=32, num_workers=0, seed=0, drop_last=drop_last)  # fmt: skip
     dm.setup("fit")
     assert len(dm.store.rows("train")) % 32 != 0  # a partial last batch exists, so drop_last matters
-    assert _steps_per_epoch(dm, cfg, resolve_scaling(cfg, 1)) == len(dm.train_dataloader())
+    assert steps_per_epoch(len(dm.store.rows("train")), cfg, resolve_scaling(cfg, 1)) == len(dm.train_dataloader())

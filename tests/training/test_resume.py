@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _train_helpers import MODEL, landzoo, overrides, results
+from _train_helpers import MODEL, landzoo, overrides, same_end
 
 from landzoo.cli import main
 
@@ -35,39 +35,26 @@ def _interrupt(store: Path, out: Path, sig: signal.Signals) -> tuple[int, str, d
     assert proc.poll() is None, "the run ended before it could be interrupted:\n" + proc.communicate()[0][-2000:]
     proc.send_signal(sig)
     output, _ = proc.communicate(timeout=240)
-    return proc.returncode, output, torch.load(last, map_location="cpu", weights_only=False)
-
-
-def _same_end(run: Path, reference: Path) -> None:
-    a = torch.load(reference / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    b = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    assert a["global_step"] == b["global_step"]
-    for key, value in a["state_dict"].items():
-        assert torch.equal(value, b["state_dict"][key]), key
-    ra, rb = results(reference), results(run)
-    assert ra["best_epoch"] == rb["best_epoch"]
-    for key in ("f1_micro", "f1_macro", "map_macro", "hamming_loss"):
-        assert ra["test"][key] == rb["test"][key], key
-        assert ra["val"][key] == rb["val"][key], key
+    return proc.returncode, output, torch.load(last, map_location="cpu", weights_only=True)
 
 
 def test_sigkill_mid_epoch_then_resume(store: Path, reference: Path, tmp_path: Path) -> None:
     code, _, ckpt = _interrupt(store, tmp_path, signal.SIGKILL)
     assert code == -signal.SIGKILL
-    steps_per_epoch = torch.load(reference / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] // 2
+    steps_per_epoch = torch.load(reference / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] // 2
     assert ckpt["global_step"] > 0 and ckpt["global_step"] % steps_per_epoch != 0  # really mid-epoch
     assert main(["fit", "--no-progress", "--resume", *overrides(store, tmp_path, **EXTRA)]) == 0
-    _same_end(tmp_path / MODEL, reference)
+    same_end(tmp_path / MODEL, reference)
 
 
 def test_sigterm_saves_a_checkpoint_then_resume(store: Path, reference: Path, tmp_path: Path) -> None:
     code, output, ckpt = _interrupt(store, tmp_path, signal.SIGTERM)
     assert code == 143, output[-2000:]
     assert "SIGTERM: checkpoint saved" in output and "--resume" in output
-    total = torch.load(reference / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
+    total = torch.load(reference / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
     assert 0 < ckpt["global_step"] < total
     assert not (tmp_path / MODEL / "results.json").exists()
     # without --resume the occupied run folder is refused, with it the run completes
     assert main(["fit", "--no-progress", *overrides(store, tmp_path, **EXTRA)]) == 2
     assert main(["fit", "--no-progress", "--resume", *overrides(store, tmp_path, **EXTRA)]) == 0
-    _same_end(tmp_path / MODEL, reference)
+    same_end(tmp_path / MODEL, reference)

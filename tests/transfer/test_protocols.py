@@ -12,6 +12,7 @@ import torch
 from transfer_synth import sen12ms_store
 
 from landzoo import contract
+from landzoo.errors import LandzooError
 from landzoo.transfer.protocols import (
     ProtocolError,
     Resolution,
@@ -165,7 +166,7 @@ def test_resize_and_crop() -> None:
     assert float(pad[..., :2, :].abs().sum()) == 0.0
     assert "pad 10 px" in Resolution("crop", 14, 10).describe()
     assert "21.3 m" in Resolution("resize", 120, 256).describe()
-    with pytest.raises(ProtocolError, match="unknown resolution mode"):
+    with pytest.raises(LandzooError, match="unknown resolution mode"):
         Resolution("stretch", 6, 10)
 
 

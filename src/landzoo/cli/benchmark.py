@@ -13,7 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train and evaluate several models under one protocol; write a leaderboard and report",
         description="Train and evaluate each model under the same protocol, data and hardware, then write "
         "OUT/leaderboard.{csv,json,md}, OUT/plots/*.png and a self-contained OUT/report.html. Finished models "
-        "are reused unless --rerun; a failed model is listed with its error and the others still run.",
+        "are reused unless --rerun, an interrupted one is resumed; a failed model is listed with its error and "
+        "the others still run. SIGTERM stops the benchmark once the running model has saved its checkpoint "
+        "(exit 143); the same command continues it.",
     )
     p.add_argument(
         "--models",
@@ -28,7 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help='architecture options per model label, e.g. \'{"resnet50_mini": {"layers": [1, 1, 1, 1]}}\'',
     )
     p.add_argument("--data", required=True, type=Path, help="store folder")
-    p.add_argument("--protocol", default="paper", help="paper (default) or modern")
+    p.add_argument(
+        "--protocol",
+        default=None,
+        help="paper or modern: sets every protocol key over --config's (default: the config's protocol, else paper)",
+    )
     p.add_argument("--epochs", type=int, help="epochs for every model (default: the protocol's)")
     p.add_argument("--out", type=Path, default=Path("benchmark"), help="output folder (default: benchmark)")
     p.add_argument("--rerun", action="store_true", help="train again models that finished earlier")
@@ -40,19 +46,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from landzoo.training.benchmark import format_leaderboard, run_benchmark
+    from landzoo.training.signals import sigterm_stops, stopped_message
 
-    res = run_benchmark(
-        args.models.split(","),
-        args.data,
-        protocol=args.protocol,
-        epochs=args.epochs,
-        out=args.out,
-        rerun=args.rerun,
-        config=args.config,
-        overrides=args.overrides,
-        model_kwargs=args.model_kwargs,
-        progress=not args.no_progress,
-    )
+    with sigterm_stops():
+        res = run_benchmark(
+            args.models.split(","),
+            args.data,
+            protocol=args.protocol,
+            epochs=args.epochs,
+            out=args.out,
+            rerun=args.rerun,
+            config=args.config,
+            overrides=args.overrides,
+            model_kwargs=args.model_kwargs,
+            progress=not args.no_progress,
+        )
+    if res.get("status") == "preempted":
+        print(stopped_message("benchmark", res), flush=True)
+        return 143  # 128 + SIGTERM: what schedulers expect from a preempted job
     print(format_leaderboard(res["rows"], res["baseline"]))
     print(f"report: {res['paths']['html']}")
     return 0 if all(r["status"] == "ok" for r in res["rows"]) else 1

@@ -132,9 +132,10 @@ def run_search(args: argparse.Namespace) -> int:
     import json
 
     from landzoo import scaling
-    from landzoo.training.benchmark import finished_run
+    from landzoo.training.benchmark import finished_run, interrupted_run
     from landzoo.training.config import deep_merge, load_config, parse_overrides
     from landzoo.training.run import check_store, fit
+    from landzoo.training.signals import sigterm_stops, stopped_message
 
     store = check_store(args.data)
     if args.epochs < 1:
@@ -179,14 +180,24 @@ def run_search(args: argparse.Namespace) -> int:
             },
         )
         cfg = load_config(args.config, over)
-        # trained by an earlier call with exactly these settings: reuse it
-        result = finished_run(cfg) or fit(cfg, overwrite=True, progress=not args.no_progress, label=name)
+        # trained by an earlier call with exactly these settings: reuse it; interrupted: resume it
+        result = finished_run(cfg)
+        if result is None:
+            resume = interrupted_run(cfg)
+            result = fit(cfg, resume=resume, overwrite=not resume, progress=not args.no_progress, label=name)
+        if result.get("status") == "preempted":
+            raise _Stopped(result)
         score = result.get("val_select")
         if score is None:
             raise LandzooError(f"candidate {name}: training gave no validation score (see {runs / name})")
         return float(score)
 
-    rows = scaling.search(train, cands, family=args.family, progress=not args.no_progress)
+    try:
+        with sigterm_stops():
+            rows = scaling.search(train, cands, family=args.family, progress=not args.no_progress)
+    except _Stopped as stop:
+        print(stopped_message("scale search", stop.result), flush=True)
+        return 143
     rows = _with_mmacs(rows)
     for r in rows:
         r["score"] = round(r["score"], 4)
@@ -205,6 +216,14 @@ def run_search(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+class _Stopped(Exception):
+    """SIGTERM stopped a candidate's training (its checkpoint is saved; the same command resumes it)."""
+
+    def __init__(self, result: dict[str, Any]) -> None:
+        super().__init__(result["model"])
+        self.result = result
 
 
 def _with_mmacs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -30,7 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="transfer a pretrained zoo model to SEN12MS/EuroSAT/BigEarthNet: label fractions x seeds x inits",
         description="For each label fraction and seed, train the target task from the zoo checkpoint (first layer "
         "adapted by band name), from random initialisation and, given a local timm weight file, from ImageNet; "
-        "write a table, a plot of score vs fraction and a report with cost and hardware. See docs/transfer.md.",
+        "write a table, a plot of score vs fraction and a report with cost and hardware. Every run trains on "
+        "landzoo's training engine (devices, DDP, precision, resume, SIGTERM as for fit): finished runs are "
+        "reused and an interrupted one resumes when the same command runs again. See docs/transfer.md.",
     )
     p.add_argument(
         "--from",
@@ -108,8 +110,29 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="draw each fraction's subset independently (default: nested subsets per seed)",
     )
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    p.add_argument("--workers", type=int, default=2, help="reader threads (and encode processes for raw data)")
+    p.add_argument("--device", default="auto", help="accelerator: auto, cpu or cuda (default auto)")
+    p.add_argument(
+        "--devices",
+        type=int,
+        default=1,
+        help="devices (processes) per node; more than 1 trains with DDP, like fit (default 1; torchrun and srun "
+        "launch one process per device, see docs/training.md)",
+    )
+    p.add_argument("--num-nodes", type=int, default=1, help="nodes (with --devices per node; default 1)")
+    p.add_argument(
+        "--precision",
+        default="auto",
+        help="auto (bf16-mixed on a GPU that has it, else 32-true), 32-true, bf16-mixed, 16-mixed (default auto)",
+    )
+    p.add_argument(
+        "--logger",
+        choices=("csv", "tensorboard", "mlflow", "wandb", "none"),
+        default="csv",
+        help="where each run logs loss, lr and validation metrics (as fit's trainer.logger; default csv)",
+    )
+    p.add_argument(
+        "--workers", type=int, default=2, help="data loader processes per device (and encode processes for raw data)"
+    )
     p.add_argument("--no-checkpoints", action="store_true", help="do not save a checkpoint per run")
     p.add_argument("--rerun", action="store_true", help="retrain runs that already have results in OUT")
     p.add_argument(
@@ -119,7 +142,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="architecture option overriding the checkpoint's (JSON values), repeatable",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (one line per validated epoch)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
     p.set_defaults(func=run)
 
 
@@ -157,13 +181,26 @@ def run(args: argparse.Namespace) -> int:
         stats=args.stats,
         nested=not args.independent_fractions,
         device=args.device,
+        devices=args.devices,
+        num_nodes=args.num_nodes,
+        precision=args.precision,
+        logger=args.logger,
         workers=args.workers,
         save_checkpoints=not args.no_checkpoints,
         rerun=args.rerun,
         arch_kwargs=_kv(args.arch_option),
     )
-    summary = run_transfer(cfg, progress=not args.quiet)
-    from landzoo.transfer.run import table_markdown
+    from landzoo.training.signals import sigterm_stops, stopped_message
+    from landzoo.training.trainer import is_global_zero
+
+    with sigterm_stops():
+        summary = run_transfer(cfg, progress=not (args.quiet or args.no_progress), epoch_lines=not args.quiet)
+    if summary.get("status") == "preempted":
+        print(stopped_message("transfer", summary), flush=True)
+        return 143  # 128 + SIGTERM: what schedulers expect from a preempted job
+    if not is_global_zero():
+        return 0
+    from landzoo.transfer.report import table_markdown
 
     print(table_markdown(summary))
     if not cfg.imagenet_weights:

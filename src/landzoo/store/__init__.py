@@ -10,8 +10,7 @@ Imports are lazy so that ``import landzoo.store`` does not pull in torch or Ligh
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from landzoo._lazy import lazy_exports
 
 _EXPORTS = {
     "encode": "landzoo.store.encode",
@@ -30,10 +29,4 @@ _EXPORTS = {
     "DamagedRecordError": "landzoo.store.format",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'landzoo.store' has no attribute {name!r}")
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

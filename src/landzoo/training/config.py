@@ -1,36 +1,48 @@
-"""Run configuration: typed dataclasses, YAML in and out, dotted ``key=value`` overrides, strict validation.
+"""Where a run's configuration comes from, which source wins, and how to show it.
 
-Why strict: the reference code read a JSON dict with ``cfg.get`` and silently trained a linear model on a
-misspelt model name; several of its keys (``augment``, ``fine_tune``) were never read. Here every key is a
-dataclass field, an unknown key is a one-line :class:`ConfigError` naming the key and the valid ones, and a
-wrong type or an impossible value (a global batch that does not split over the processes) is refused
-before anything is built.
+Sources, and the one precedence rule (later wins)::
 
-Merging order: dataclass defaults < the protocol's defaults (:mod:`landzoo.training.protocols`) < the YAML
-file < command-line overrides. The protocol is chosen first (an override ``protocol=modern`` wins over the
-file's ``protocol:``), so a file only writes what differs from its protocol.
+    built-in defaults  <  protocol defaults  <  YAML file  <  protocol named on the command line  <  key=value
 
-Batch size and learning rate are explicit: ``data.batch_size`` is the **global** batch (all processes and
-accumulation steps together); :func:`resolve_scaling` derives the per-device batch and the effective
-learning rate from the world size, and the run logs and stores all of them.
+* The protocol (``paper`` or ``modern``, :mod:`.protocols`) is the one named by ``protocol=`` on the command
+  line, else the file's ``protocol:``, else ``paper``.
+* A protocol chosen **in the file** only fills what the file leaves out: a file writes what differs from its
+  protocol.
+* A protocol chosen **on the command line** sets every key the protocols set (both set the same keys), over
+  the file: ``landzoo fit --config paper_wrn.yaml protocol=modern`` trains under the modern protocol's
+  optimiser, schedule, lr, batch and epochs, not the paper file's lr with modern's scaling rule. The file still
+  gives everything the protocols do not set (``model.*``, ``data.store``, ``trainer.accelerator``, ...);
+  :data:`landzoo.training.protocols.PROTOCOL_KEYS` lists the keys they set.
+* An explicit ``key=value`` on the command line beats everything.
+
+:func:`load_config_with_sources` returns, beside the config, the source of every value;
+``landzoo fit --print-config`` prints the effective config as YAML with each value's source as a comment.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
-import math
-import types
-import typing
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import yaml
 
-from landzoo.errors import LandzooError
+from landzoo.training.schema import (
+    ConfigError,
+    CostConfig,
+    DataConfig,
+    LossConfig,
+    ModelConfig,
+    OptimConfig,
+    Scaling,
+    ScheduleConfig,
+    TrainConfig,
+    TrainerConfig,
+    flatten,
+    resolve_scaling,
+)
 
 __all__ = [
+    "CONFIG_DIR",
     "ConfigError",
     "CostConfig",
     "DataConfig",
@@ -41,313 +53,14 @@ __all__ = [
     "ScheduleConfig",
     "TrainConfig",
     "TrainerConfig",
+    "deep_merge",
+    "format_with_sources",
     "load_config",
+    "load_config_with_sources",
     "parse_overrides",
+    "resolve_config",
     "resolve_scaling",
 ]
-
-
-class ConfigError(LandzooError, ValueError):
-    """A config file or override that names an unknown key, has a wrong type or an impossible value."""
-
-
-@dataclass
-class ModelConfig:
-    """Which architecture, on which bands, for which classes (names from the model zoo and the contract)."""
-
-    name: str = "wrn_eca_b0"
-    bands: str = "s2_10m_20m"
-    classes: str = "ben19"
-    #: Extra keyword arguments for ``landzoo.models.create_model`` (e.g. a smaller width for tests).
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class DataConfig:
-    """The encoded store and how to read it."""
-
-    store: str | None = None
-    #: Global batch: all processes and gradient-accumulation steps together.
-    batch_size: int = 128
-    #: Per-device batch for validation/test/predict (default: the per-device training batch).
-    eval_batch_size: int | None = None
-    num_workers: int = 2
-    #: Drop the last, incomplete training batch of each epoch (under DDP it is split unevenly over the ranks,
-    #: whose equal-weight gradient average then differs slightly from the one-process mean).
-    drop_last: bool = False
-    #: ``mmap`` (default), ``ram`` (each split copied into memory) or ``device`` (onto the GPU; needs num_workers=0).
-    mode: str = "mmap"
-    #: Copy threads of the store's gather in the main process (with num_workers=0): 2 is faster on an idle
-    #: machine and no slower when other jobs share the cores (docs/store.md).
-    copy_threads: int = 2
-    train_split: str = "train"
-    val_split: str = "val"
-    test_split: str = "test"
-
-
-@dataclass
-class OptimConfig:
-    name: str = "adam"
-    #: Base learning rate, before :attr:`lr_scaling`.
-    lr: float = 1e-4
-    weight_decay: float = 0.0
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    eps: float = 1e-7
-    momentum: float = 0.9
-    #: ``processes``: lr x world size (the paper); ``linear``: lr x global batch / reference_batch; ``none``.
-    lr_scaling: str = "processes"
-    reference_batch: int = 256
-
-
-@dataclass
-class ScheduleConfig:
-    #: ``step`` (x gamma at each fraction of ``decay_at``), ``cosine`` (to ``min_lr_ratio``), ``constant``.
-    name: str = "step"
-    decay_at: list[float] = field(default_factory=lambda: [0.9])
-    gamma: float = 0.1
-    #: Linear warm-up length in epochs (fractions allowed), counted in optimiser steps.
-    warmup_epochs: float = 0.0
-    min_lr_ratio: float = 0.0
-
-
-@dataclass
-class LossConfig:
-    #: Keras-style smoothing of the binary targets: y * (1 - s) + 0.5 * s.
-    label_smoothing: float = 0.0
-
-
-@dataclass
-class TrainerConfig:
-    """What Lightning's ``Trainer`` gets; ``auto`` values are resolved for the device at run time."""
-
-    epochs: int = 30
-    accelerator: str = "auto"
-    devices: int | str = "auto"
-    num_nodes: int = 1
-    strategy: str = "auto"
-    #: ``auto``: bf16-mixed where the device supports it, else 32-true; or any Lightning precision string.
-    precision: str = "auto"
-    accumulate: int = 1
-    val_every_n_epochs: int = 1
-    #: Also save ``last.ckpt`` every N optimiser steps (preemption safety within long epochs).
-    checkpoint_every_n_steps: int | None = None
-    log_every_n_steps: int = 50
-    deterministic: bool = False
-    gradient_clip: float | None = None
-    compile: bool | str = False
-    channels_last: bool | str = False
-    progress: bool = True
-
-
-@dataclass
-class CostConfig:
-    """How inference cost is measured (identically for every model)."""
-
-    measure: bool = True
-    #: Timed batches for the model-only rate (after ``warmup_batches`` untimed ones).
-    model_only_batches: int = 20
-    warmup_batches: int = 3
-
-
-@dataclass
-class TrainConfig:
-    #: Run name (folder under ``out``); default: the model name.
-    name: str | None = None
-    out: str = "runs"
-    protocol: str = "paper"
-    seed: int = 42
-    #: ``none`` or ``dihedral`` (one of the 8 flips/90-degree rotations per sample, on the device).
-    augment: str = "none"
-    #: Validation metric that selects the checkpoint evaluated on test (maximised).
-    select_metric: str = "f1_micro"
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    cost: CostConfig = field(default_factory=CostConfig)
-
-    # ---- convenience ------------------------------------------------------------------------------
-    @property
-    def run_name(self) -> str:
-        return self.name or self.model.name
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.out) / self.run_name
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> TrainConfig:
-        """Build and validate from a (possibly partial) nested dict; unknown keys are errors."""
-        cfg = _build(cls, data, prefix="", source=source)
-        _validate(cfg, source)
-        return cfg
-
-
-# ---- allowed values -------------------------------------------------------------------------------
-_CHOICES: dict[str, tuple[Any, ...]] = {
-    "protocol": ("paper", "modern"),
-    "augment": ("none", "dihedral"),
-    "data.mode": ("mmap", "ram", "device"),
-    "optim.name": ("adam", "adamw", "sgd"),
-    "optim.lr_scaling": ("processes", "linear", "none"),
-    "schedule.name": ("step", "cosine", "constant"),
-    "trainer.compile": (True, False, "auto"),
-    "trainer.channels_last": (True, False, "auto"),
-    "trainer.precision": ("auto", "32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true"),
-}
-
-_SELECT_METRICS = ("f1_micro", "f1_macro", "map_macro", "map_micro", "f2_micro", "f2_macro", "auroc_macro")
-
-
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _is_dataclass_type(tp: Any) -> bool:
-    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
-
-
-def _build(cls: type, data: Any, *, prefix: str, source: str) -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'config'} must be a mapping, got {type(data).__name__}")
-    hints = _hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        if key not in names:
-            raise ConfigError(_unknown_key_message(f"{prefix}{key}", names, prefix, source))
-        tp = hints[key]
-        if _is_dataclass_type(tp):
-            kwargs[key] = _build(tp, value if value is not None else {}, prefix=f"{prefix}{key}.", source=source)
-        else:
-            kwargs[key] = _coerce(value, tp, f"{prefix}{key}", source)
-    return cls(**kwargs)
-
-
-def _unknown_key_message(key: str, valid: list[str], prefix: str, source: str) -> str:
-    leaf = key.rsplit(".", 1)[-1]
-    close = difflib.get_close_matches(leaf, valid, n=1)
-    hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
-    where = f"under '{prefix.rstrip('.')}'" if prefix else "at the top level"
-    return f"{source}: unknown config key {key!r}{hint}; valid keys {where}: {', '.join(valid)}"
-
-
-def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
-    """Check ``value`` against annotation ``tp`` (int, float, bool, str, list[float], dict, unions)."""
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        options = typing.get_args(tp)
-        if value is None and type(None) in options:
-            return None
-        errors = []
-        for opt in options:
-            if opt is type(None):
-                continue
-            try:
-                return _coerce(value, opt, key, source)
-            except ConfigError as err:
-                errors.append(err)
-        names = " or ".join("null" if o is type(None) else getattr(o, "__name__", str(o)) for o in options)
-        raise ConfigError(f"{source}: {key} must be {names}, got {value!r}")
-    if origin is list:
-        (item,) = typing.get_args(tp) or (Any,)
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{source}: {key} must be a list, got {value!r}")
-        return [_coerce(v, item, f"{key}[{i}]", source) for i, v in enumerate(value)]
-    if origin is dict or tp is dict:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise ConfigError(f"{source}: {key} must be a mapping, got {value!r}")
-        return dict(value)
-    if tp is Any:
-        return value
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{source}: {key} must be true or false, got {value!r}")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{source}: {key} must be an integer, got {value!r}")
-    if tp is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"{source}: {key} must be a number, got {value!r}")
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"{source}: {key} must be a string, got {value!r}")
-    raise ConfigError(f"{source}: {key} has an unsupported type {tp}")  # pragma: no cover
-
-
-def _validate(cfg: TrainConfig, source: str) -> None:
-    flat = _flatten(cfg.to_dict())
-    for key, allowed in _CHOICES.items():
-        if flat[key] not in allowed:
-            shown = ", ".join(str(a).lower() if isinstance(a, bool) else str(a) for a in allowed)
-            raise ConfigError(f"{source}: {key} is {flat[key]!r}; choose one of {shown}")
-    if cfg.select_metric not in _SELECT_METRICS:
-        raise ConfigError(f"{source}: select_metric {cfg.select_metric!r} is not one of {', '.join(_SELECT_METRICS)}")
-    positive = {
-        "data.batch_size": cfg.data.batch_size,
-        "data.copy_threads": cfg.data.copy_threads,
-        "trainer.epochs": cfg.trainer.epochs,
-        "trainer.accumulate": cfg.trainer.accumulate,
-        "trainer.num_nodes": cfg.trainer.num_nodes,
-        "trainer.val_every_n_epochs": cfg.trainer.val_every_n_epochs,
-        "trainer.log_every_n_steps": cfg.trainer.log_every_n_steps,
-        "optim.reference_batch": cfg.optim.reference_batch,
-    }
-    if cfg.data.eval_batch_size is not None:
-        positive["data.eval_batch_size"] = cfg.data.eval_batch_size
-    if cfg.trainer.checkpoint_every_n_steps is not None:
-        positive["trainer.checkpoint_every_n_steps"] = cfg.trainer.checkpoint_every_n_steps
-    for key, value in positive.items():
-        if value < 1:
-            raise ConfigError(f"{source}: {key} must be at least 1, got {value}")
-    if cfg.data.num_workers < 0:
-        raise ConfigError(f"{source}: data.num_workers must be >= 0, got {cfg.data.num_workers}")
-    if cfg.data.mode == "device" and cfg.data.num_workers > 0:
-        raise ConfigError(f"{source}: data.mode=device reads in the main process; set data.num_workers=0")
-    if not cfg.optim.lr > 0:
-        raise ConfigError(f"{source}: optim.lr must be positive, got {cfg.optim.lr}")
-    if not 0.0 <= cfg.loss.label_smoothing < 1.0:
-        raise ConfigError(f"{source}: loss.label_smoothing must be in [0, 1), got {cfg.loss.label_smoothing}")
-    if len(cfg.optim.betas) != 2:
-        raise ConfigError(f"{source}: optim.betas must have 2 values, got {cfg.optim.betas}")
-    if any(not 0.0 < f <= 1.0 for f in cfg.schedule.decay_at):
-        raise ConfigError(
-            f"{source}: schedule.decay_at holds fractions of training in (0, 1], got {cfg.schedule.decay_at}"
-        )
-    if cfg.schedule.warmup_epochs < 0:
-        raise ConfigError(f"{source}: schedule.warmup_epochs must be >= 0")
-    dev = cfg.trainer.devices
-    if isinstance(dev, str) and dev != "auto" and not dev.lstrip("-").isdigit():
-        raise ConfigError(f"{source}: trainer.devices must be an integer or 'auto', got {dev!r}")
-
-
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and k != "kwargs":
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -395,6 +108,8 @@ def resolve_config(path: str | Path) -> Path:
     path = Path(path)
     if path.is_file():
         return path
+    if path.is_dir():
+        raise ConfigError(f"config {path} is a folder; give a YAML file")
     if not path.is_absolute():
         for candidate in (CONFIG_DIR / path, CONFIG_DIR / path.with_suffix(".yaml")):
             if candidate.is_file():
@@ -406,76 +121,84 @@ def resolve_config(path: str | Path) -> Path:
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A config file's mapping; malformed YAML, a non-UTF-8 file or another top-level type is a one-line error."""
     path = resolve_config(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
-        raise ConfigError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"config file {path} is not valid YAML{where}: {problem}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+        raise ConfigError(f"config file {path} must hold a mapping at the top level, not a {type(data).__name__}")
     return data
+
+
+def load_config_with_sources(
+    path: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] | dict[str, Any] = (),
+) -> tuple[TrainConfig, dict[str, str]]:
+    """The validated config and, per dotted key, where its value came from (see the module docstring)."""
+    from landzoo.training.protocols import protocol_defaults
+
+    file_data = read_yaml(path) if path is not None else {}
+    over = overrides if isinstance(overrides, dict) else parse_overrides(list(overrides))
+    cli_protocol = "protocol" in over
+    protocol = over["protocol"] if cli_protocol else file_data.get("protocol", TrainConfig.protocol)
+    if not isinstance(protocol, str):
+        raise ConfigError(f"protocol must be a string, got {protocol!r}")
+    proto = protocol_defaults(protocol)
+    where = f"file {resolve_config(path)}" if path is not None else "file"
+    layers: list[tuple[str, dict[str, Any]]] = [("default", TrainConfig().to_dict())]
+    if cli_protocol:
+        layers += [(where, file_data), (f"protocol {protocol} (command line)", proto)]
+    else:
+        layers += [(f"protocol {protocol}", proto), (where, file_data)]
+    layers.append(("command line", over))
+    merged: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for name, layer in layers:
+        merged = deep_merge(merged, layer)
+        for key in flatten(layer, into_kwargs=True):
+            sources[key] = name
+    source = str(path) if path is not None else "config"
+    if over:
+        source += " + overrides"
+    cfg = TrainConfig.from_dict(merged, source=source)
+    flat = flatten(cfg.to_dict(), into_kwargs=True)
+    return cfg, {k: sources.get(k, "default") for k in flat}
 
 
 def load_config(
     path: str | Path | None = None,
     overrides: list[str] | tuple[str, ...] | dict[str, Any] = (),
 ) -> TrainConfig:
-    """Defaults < protocol < YAML file < overrides, validated. ``overrides`` are ``key=value`` strings or a dict."""
-    from landzoo.training.protocols import protocol_defaults
-
-    file_data = read_yaml(path) if path is not None else {}
-    over = overrides if isinstance(overrides, dict) else parse_overrides(list(overrides))
-    protocol = over.get("protocol", file_data.get("protocol", TrainConfig.protocol))
-    if not isinstance(protocol, str):
-        raise ConfigError(f"protocol must be a string, got {protocol!r}")
-    merged = deep_merge(deep_merge(protocol_defaults(protocol), file_data), over)
-    source = str(path) if path is not None else "config"
-    if over:
-        source += " + overrides"
-    return TrainConfig.from_dict(merged, source=source)
+    """The validated config from defaults, protocol, file and overrides (precedence: the module docstring)."""
+    return load_config_with_sources(path, overrides)[0]
 
 
-# ---- batch and learning-rate scaling ---------------------------------------------------------------
-@dataclass(frozen=True)
-class Scaling:
-    """The batch and learning-rate arithmetic of one run, logged and stored with its results."""
+def format_with_sources(cfg: TrainConfig, sources: dict[str, str]) -> str:
+    """The effective config as YAML (it loads back to the same config), each value followed by ``# <source>``."""
+    lines: list[str] = []
 
-    world_size: int
-    accumulate: int
-    global_batch: int
-    per_device_batch: int
-    lr_base: float
-    lr_effective: float
-    lr_rule: str
+    def scalar(v: Any) -> str:
+        return yaml.safe_dump(v, default_flow_style=True, width=10_000).strip().removesuffix("\n...").strip()
 
-    def describe(self) -> str:
-        return (
-            f"global batch {self.global_batch} = {self.per_device_batch} per device x {self.world_size} process(es)"
-            f" x {self.accumulate} accumulation step(s); lr {self.lr_effective:g} = {self.lr_rule}"
-        )
+    def emit(d: dict[str, Any], prefix: str, indent: int) -> None:
+        for k, v in d.items():
+            key = f"{prefix}{k}"
+            pad = "  " * indent
+            if isinstance(v, dict) and v:
+                lines.append(f"{pad}{k}:")
+                emit(v, f"{key}.", indent + 1)
+            else:
+                text = f"{pad}{k}: {scalar(v)}"
+                lines.append(f"{text:<44} # {sources.get(key, 'default')}")
 
-
-def resolve_scaling(cfg: TrainConfig, world_size: int) -> Scaling:
-    """Split the global batch over processes and accumulation steps and apply the lr scaling rule."""
-    acc = cfg.trainer.accumulate
-    gb = cfg.data.batch_size
-    if gb % (world_size * acc):
-        raise ConfigError(
-            f"data.batch_size {gb} (global) does not split over {world_size} process(es) x {acc} accumulation "
-            f"step(s); use a multiple of {world_size * acc}"
-        )
-    per = gb // (world_size * acc)
-    base = cfg.optim.lr
-    rule = cfg.optim.lr_scaling
-    if rule == "processes":
-        lr, text = base * world_size, f"{base:g} x {world_size} process(es) (paper rule)"
-    elif rule == "linear":
-        ref = cfg.optim.reference_batch
-        lr, text = base * gb / ref, f"{base:g} x global batch {gb} / {ref} (linear rule)"
-    else:
-        lr, text = base, f"{base:g} (no scaling)"
-    if not math.isfinite(lr):
-        raise ConfigError(f"effective learning rate is not finite ({lr})")
-    return Scaling(world_size, acc, gb, per, base, lr, text)
+    emit(cfg.to_dict(), "", 0)
+    return "\n".join(lines) + "\n"

@@ -6,12 +6,19 @@ a step is. Design choices, each for a reason:
 * The batch arrives as native-resolution uint16 band groups; :class:`landzoo.transforms.InputTransform`
   normalises and resamples them on the device to the model's input size, then the (optional) dihedral
   augmentation runs on the stacked tensor, then the model. No CPU work per sample.
-* Loss: ``BCEWithLogits`` on the N outputs, numerically the same as the paper's BCE on sigmoid outputs,
-  with optional Keras-style label smoothing (``y * (1 - s) + 0.5 * s``), always computed in fp32.
+* The input pipeline (:mod:`.inputs`): resize, or crop at native 10 m (``data["resolution"]``), then the
+  optional dihedral augmentation. A batch that carries ``"features"`` instead of ``"image"`` (a linear probe
+  on cached classifier inputs) goes straight to the classifier.
+* Task: ``multilabel`` (the paper): ``BCEWithLogits`` on the N outputs, numerically the same as the paper's
+  BCE on sigmoid outputs, optional Keras-style label smoothing (``y * (1 - s) + 0.5 * s``), sigmoid
+  probabilities; ``singlelabel`` (EuroSAT, SEN12MS single-label): softmax cross-entropy on the one-hot's
+  class, softmax probabilities. Losses always in fp32.
+* ``model.freeze_backbone`` trains the classifier alone: the encoder's weights and BatchNorm statistics stay
+  as initialised (eval mode), the torchgeo switch that makes a linear probe.
 * Randomness that a resumed run must reproduce (dropout, augmentation) is re-seeded at every step from
   ``(seed, global step, rank)``, so a run killed mid-epoch and resumed draws exactly what an uninterrupted
   run draws, without saving RNG states.
-* Validation/test metrics are :mod:`landzoo.metrics` collections, whose state torchmetrics synchronises over
+* Validation/test metrics are :mod:`landzoo.metrics` collections (multi-label or multi-class), whose state torchmetrics synchronises over
   all ranks before computing: never averaged per shard (the reference code's bug).
 * The data contract (bands and classes in order, normalisation, input size) goes into every Lightning
   checkpoint under ``"landzoo"``, and is checked against the data when a checkpoint is loaded.
@@ -29,8 +36,9 @@ from torch import Tensor, nn
 
 from landzoo import contract
 from landzoo.training.config import Scaling, TrainConfig
+from landzoo.training.inputs import Resolution
 
-__all__ = ["LandCoverModule", "build_model", "data_contract", "model_attrs"]
+__all__ = ["LandCoverModule", "build_model", "classifier", "data_contract", "model_attrs"]
 
 
 # ---- adapters to the model zoo and the metrics module -----------------------------------------------
@@ -68,11 +76,21 @@ def model_attrs(model: nn.Module, cfg_model: Any) -> tuple[tuple[str, ...], tupl
     return bands, classes, int(size)
 
 
-def make_metrics(classes: tuple[str, ...]) -> nn.Module:
-    """The multi-label metric collection of :mod:`landzoo.metrics` (DDP-synchronised state)."""
-    from landzoo.metrics import MultiLabelMetrics
+def make_metrics(classes: tuple[str, ...], task: str = "multilabel") -> nn.Module:
+    """The metric collection of :mod:`landzoo.metrics` for the task (DDP-synchronised state)."""
+    from landzoo.metrics import MultiClassMetrics, MultiLabelMetrics
 
-    return MultiLabelMetrics(classes)
+    return MultiLabelMetrics(classes) if task == "multilabel" else MultiClassMetrics(classes)
+
+
+def classifier(model: nn.Module) -> nn.Module:
+    """The model's classifier (timm's ``get_classifier``; every zoo family has one)."""
+    net = getattr(model, "backbone", model)
+    get = getattr(net, "get_classifier", None)
+    head = get() if callable(get) else None
+    if not isinstance(head, nn.Module) or not any(True for _ in head.parameters()):
+        raise TypeError(f"{type(net).__name__} does not name its classifier (get_classifier)")
+    return head
 
 
 def compute_metrics(metric: nn.Module) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
@@ -128,11 +146,25 @@ class LandCoverModule(L.LightningModule):
         self.class_set = self.cfg.model.classes
         from landzoo.transforms import InputTransform
 
-        self.input_transform = InputTransform(
-            self.bands, self.input_size, native=bool((self.data or {}).get("native", True))
-        )
-        self.val_metrics = make_metrics(self.classes)
-        self.test_metrics = make_metrics(self.classes)
+        self.task = self.cfg.task
+        d = self.data or {}
+        stats = {b: (float(v[0]), float(v[1])) for b, v in d["stats"].items()} if d.get("stats") else None
+        native = bool(d.get("native", True))
+        self.input_transform = InputTransform(self.bands, self.input_size, stats=stats, native=native)
+        #: crop at native 10 m instead of resizing (``data["resolution"]``); None: resize
+        self.resolution = Resolution(**d["resolution"]) if d.get("resolution") else None
+        if self.resolution is not None and self.resolution.mode == "crop":
+            self.crop_transform: nn.Module | None = InputTransform(
+                self.bands, self.resolution.grid_px, stats=stats, native=native
+            )
+        else:
+            self.crop_transform = None
+        if self.cfg.model.freeze_backbone:
+            head = set(classifier(self.model).parameters())
+            for p in self.model.parameters():
+                p.requires_grad_(p in head)
+        self.val_metrics = make_metrics(self.classes, self.task)
+        self.test_metrics = make_metrics(self.classes, self.task)
         self.val_results: dict[str, float] = {}
         self.test_results: dict[str, Any] = {}
         self._compiled: list[Any] = []  # a list keeps the compiled wrapper out of the module tree
@@ -144,6 +176,14 @@ class LandCoverModule(L.LightningModule):
     @property
     def contract(self) -> dict[str, Any]:
         return data_contract(self.bands, self.class_set, self.classes, self.input_size, self.data)
+
+    def train(self, mode: bool = True) -> LandCoverModule:
+        """With a frozen backbone, only the classifier ever trains: BatchNorm statistics stay as initialised."""
+        super().train(mode)
+        if self.cfg.model.freeze_backbone:
+            self.model.eval()
+            classifier(self.model).train(mode)
+        return self
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["landzoo_val"] = dict(self.val_results)
@@ -171,20 +211,57 @@ class LandCoverModule(L.LightningModule):
         return self._compiled[0] if self._compiled else self.model
 
     # ---- forward ----------------------------------------------------------------------------------
-    def stack(self, image: dict[str, Tensor] | Tensor) -> Tensor:
-        """Native band groups -> normalised, resampled ``[B, C, S, S]`` float tensor (a stacked tensor passes)."""
-        prepare = getattr(self.model, "prepare", None)
-        if callable(prepare):  # the zoo's stem: normalise + resample band groups, or check a stacked tensor
-            x = prepare(image)
+    def inputs(
+        self, image: dict[str, Tensor] | Tensor, *, train: bool = False, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """Native band groups -> the model's ``[B, C, S, S]`` input (see :mod:`.inputs`; a stacked tensor passes).
+
+        ``train`` draws the random crop position and the augmentation from ``generator``.
+        """
+        if self.crop_transform is not None and isinstance(image, dict):
+            x = self.resolution.apply(self.crop_transform(image), train=train, generator=generator)  # type: ignore[union-attr]
         else:
-            x = self.input_transform(image) if isinstance(image, dict) else image.float()
+            prepare = getattr(self.model, "prepare", None)
+            if callable(prepare):  # the zoo's stem: normalise + resample band groups, or check a stacked tensor
+                x = prepare(image)
+            else:
+                x = self.input_transform(image) if isinstance(image, dict) else image.float()
+        if train and self.cfg.augment == "dihedral":
+            from landzoo.transforms import random_dihedral
+
+            x = random_dihedral(x, generator=generator)  # type: ignore[assignment]
         if self._channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
+    def stack(self, image: dict[str, Tensor] | Tensor) -> Tensor:
+        """The evaluation input (centre view, no augmentation) of a batch of band groups."""
+        return self.inputs(image, train=False)
+
     def forward(self, image: dict[str, Tensor] | Tensor) -> Tensor:
         """Logits ``[B, N]`` for a batch of band groups (or an already stacked tensor)."""
         return self._net()(self.stack(image))
+
+    def logits(self, batch: dict[str, Any], *, train: bool = False) -> Tensor:
+        """Logits of a batch: images through the whole model, or cached ``features`` through the classifier."""
+        if "features" in batch:
+            return classifier(self.model)(batch["features"])
+        if not train:
+            return self(batch["image"])
+        gen = torch.Generator(device="cpu").manual_seed(self._step_seed() + 1)
+        return self._net()(self.inputs(batch["image"], train=True, generator=gen))
+
+    def probabilities(self, logits: Tensor) -> Tensor:
+        """Sigmoid (multi-label) or softmax (single-label) of fp32 logits."""
+        return torch.sigmoid(logits.float()) if self.task == "multilabel" else torch.softmax(logits.float(), 1)
+
+    def loss(self, logits: Tensor, label: Tensor, *, smooth: bool = True) -> Tensor:
+        """The task's loss in fp32 (label smoothing in training only)."""
+        s = self.cfg.loss.label_smoothing if smooth else 0.0
+        if self.task == "multilabel":
+            y = label.float()
+            return F.binary_cross_entropy_with_logits(logits.float(), y * (1.0 - s) + 0.5 * s if s > 0 else y)
+        return F.cross_entropy(logits.float(), label.argmax(1), label_smoothing=s)
 
     def _step_seed(self) -> int:
         """Seed of this step's randomness: (seed, optimiser step, micro-batch within the accumulation, rank)."""
@@ -192,26 +269,21 @@ class LandCoverModule(L.LightningModule):
         micro = getattr(self, "_micro_batch", 0)
         return (self.cfg.seed * 1_000_003 + self.global_step * 7919 + micro * 104_729 + rank) % (2**63 - 1)
 
-    def _targets(self, label: Tensor) -> Tensor:
-        y = label.float()
-        s = self.cfg.loss.label_smoothing
-        return y * (1.0 - s) + 0.5 * s if s > 0 else y
-
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # micro-batches of one accumulation window share global_step; their position tells them apart
         self._micro_batch = batch_idx % max(1, self.cfg.trainer.accumulate)
         torch.manual_seed(self._step_seed())
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        x = self.stack(batch["image"])
-        if self.cfg.augment == "dihedral":
-            from landzoo.transforms import random_dihedral
-
-            gen = torch.Generator().manual_seed(self._step_seed() + 1)
-            x = random_dihedral(x, generator=gen)
-        logits = self._net()(x)
-        loss = F.binary_cross_entropy_with_logits(logits.float(), self._targets(batch["label"]))
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=x.shape[0])
+        label = batch["label"]
+        if label.shape[0] == 1 and "image" in batch:  # BatchNorm cannot train on one sample: use it twice
+            batch = {**batch, "image": {g: t.repeat(2, 1, 1, 1) for g, t in batch["image"].items()}}
+            label = label.repeat(2, 1)
+        logits = self.logits(batch, train=True)
+        loss = self.loss(logits, label)
+        self.log(
+            "train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=label.shape[0]
+        )
         return loss
 
     def on_train_epoch_start(self) -> None:
@@ -220,10 +292,10 @@ class LandCoverModule(L.LightningModule):
             self.log("train/lr", opt.param_groups[0]["lr"], on_step=False, on_epoch=True, sync_dist=False)
 
     def _eval_step(self, batch: dict[str, Any], metrics: nn.Module, prefix: str) -> Tensor:
-        logits = self(batch["image"]).float()
+        logits = self.logits(batch).float()
         y = batch["label"]
-        loss = F.binary_cross_entropy_with_logits(logits, y.float())
-        metrics.update(torch.sigmoid(logits), y.long())
+        loss = self.loss(logits, y, smooth=False)
+        metrics.update(self.probabilities(logits), y.long())
         self.log(f"{prefix}/loss", loss, on_step=False, on_epoch=True, sync_dist=True, batch_size=logits.shape[0])
         return loss
 
@@ -250,24 +322,23 @@ class LandCoverModule(L.LightningModule):
         self.log_dict({f"test/{k}": v for k, v in flat.items()}, on_epoch=True, sync_dist=False)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
-        probs = torch.sigmoid(self(batch["image"]).float()).cpu()
+        probs = self.probabilities(self(batch["image"])).cpu()
         return {"id": batch.get("id"), "index": batch.get("index"), "probs": probs}
 
     # ---- optimiser and schedule ---------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
         o = self.cfg.optim
         lr = self.scaling.lr_effective if self.scaling is not None else o.lr
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
         if o.name == "adamw":
             decay = [p for p in self.model.parameters() if p.requires_grad and p.ndim > 1]
             no_decay = [p for p in self.model.parameters() if p.requires_grad and p.ndim <= 1]
             groups = [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
             opt: torch.optim.Optimizer = torch.optim.AdamW(groups, lr=lr, betas=tuple(o.betas), eps=o.eps)
         elif o.name == "adam":
-            opt = torch.optim.Adam(
-                self.model.parameters(), lr=lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay
-            )
+            opt = torch.optim.Adam(trainable, lr=lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
         else:
-            opt = torch.optim.SGD(self.model.parameters(), lr=lr, momentum=o.momentum, weight_decay=o.weight_decay)
+            opt = torch.optim.SGD(trainable, lr=lr, momentum=o.momentum, weight_decay=o.weight_decay)
         epochs = max(1, self.trainer.max_epochs or self.cfg.trainer.epochs)
         if self.steps_per_epoch is not None:
             steps_per_epoch = self.steps_per_epoch

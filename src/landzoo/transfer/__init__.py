@@ -11,8 +11,7 @@ Imports are lazy so ``import landzoo.transfer`` does not pull in torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from landzoo._lazy import lazy_exports
 
 _EXPORTS = {
     "AdaptError": "landzoo.transfer.adapt",
@@ -27,14 +26,9 @@ _EXPORTS = {
     "ProtocolError": "landzoo.transfer.protocols",
     "get_protocol": "landzoo.transfer.protocols",
     "open_target": "landzoo.transfer.protocols",
-    "TransferError": "landzoo.transfer.run",
+    "TransferError": "landzoo.transfer.config",
+    "TransferConfig": "landzoo.transfer.config",
     "run_transfer": "landzoo.transfer.run",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'landzoo.transfer' has no attribute {name!r}")
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -19,7 +19,7 @@ Protocols (:data:`PROTOCOLS`, :func:`get_protocol`):
 ``bigearthnet-v1`` / ``bigearthnet-v2``
     Multi-label BigEarthNet-19 with the official splits, BCE, micro-F1.
 
-Resolution (:class:`Resolution`): all three datasets are at 10 m but their patches differ (SEN12MS 256 px,
+Resolution (:class:`Resolution`, the training engine's input policy, :mod:`landzoo.training.inputs`): all three datasets are at 10 m but their patches differ (SEN12MS 256 px,
 BigEarthNet 120 px, EuroSAT 64 px) and every model has its own input size (WRN 60 px, ResNet 120 px, ...).
 
 ``resize`` (default)
@@ -46,9 +46,9 @@ import numpy as np
 
 from landzoo import contract
 from landzoo.errors import LandzooError
+from landzoo.training.inputs import RESOLUTION_MODES, Resolution
 
 if TYPE_CHECKING:
-    import torch
     from torch import Tensor
 
 __all__ = [
@@ -62,8 +62,6 @@ __all__ = [
     "get_protocol",
     "open_target",
 ]
-
-RESOLUTION_MODES: Final = ("resize", "crop")
 
 
 class ProtocolError(LandzooError):
@@ -183,59 +181,6 @@ def get_protocol(dataset: str, *, single_label: bool = False, threshold: float |
         desc = "SEN12MS scene classification, simplified IGBP (10), single-label (argmax of the coverage fractions)"
         return replace(proto, task="singlelabel", threshold=t, description=desc)
     return replace(proto, threshold=t)
-
-
-# --------------------------------------------------------------------------------------------------
-# Resolution
-# --------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Resolution:
-    """Resize to the model's input, or crop/pad at native 10 m (see the module docstring)."""
-
-    mode: str
-    model_px: int  # the model's input size
-    grid_px: int  # the patch's size on the 10 m grid
-
-    def __post_init__(self) -> None:
-        if self.mode not in RESOLUTION_MODES:
-            raise ProtocolError(f"unknown resolution mode {self.mode!r}; choose from {', '.join(RESOLUTION_MODES)}")
-
-    @property
-    def transform_px(self) -> int:
-        """Size the band groups are resampled to before any crop."""
-        return self.model_px if self.mode == "resize" else self.grid_px
-
-    def describe(self) -> str:
-        if self.mode == "resize":
-            gsd = 10.0 * self.grid_px / self.model_px
-            return f"resize {self.grid_px} px (10 m) -> {self.model_px} px ({gsd:.3g} m pixels)"
-        if self.grid_px >= self.model_px:
-            return f"crop {self.model_px} px windows at 10 m from {self.grid_px} px patches (random in training)"
-        return f"pad {self.grid_px} px patches to {self.model_px} px at 10 m (zeros after normalisation)"
-
-    def apply(self, x: Tensor, *, train: bool, generator: torch.Generator | None = None) -> Tensor:
-        """Crop or pad a normalised ``[B, C, grid, grid]`` batch to the model's size (no-op for ``resize``)."""
-        import torch
-
-        size = self.model_px
-        if self.mode == "resize" or (x.shape[-1] == size and x.shape[-2] == size):
-            return x
-        h, w = x.shape[-2:]
-        if h < size or w < size:
-            ph, pw = max(0, size - h), max(0, size - w)
-            x = torch.nn.functional.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
-            h, w = x.shape[-2:]
-        if h == size and w == size:
-            return x
-        if not train:
-            top, left = (h - size) // 2, (w - size) // 2
-            return x[..., top : top + size, left : left + size]
-        n = x.shape[0]
-        tops = torch.randint(0, h - size + 1, (n,), generator=generator).tolist()
-        lefts = torch.randint(0, w - size + 1, (n,), generator=generator).tolist()
-        return torch.stack(
-            [x[i, :, t : t + size, s : s + size] for i, (t, s) in enumerate(zip(tops, lefts, strict=True))]
-        )
 
 
 # --------------------------------------------------------------------------------------------------
