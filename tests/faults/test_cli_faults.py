@@ -14,7 +14,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from _faults import REPO, copy_tree, forked_landzoo, one_line_error
+
+from _faults import REPO, cli_error_line, copy_tree, forked_landzoo
 
 
 @pytest.mark.parametrize("command", ["test", "predict"])
@@ -32,14 +33,14 @@ def test_data_that_is_not_a_store(
 ) -> None:
     data = make(ben_raw, tmp_path)
     extra = ["--out", str(tmp_path / "p.csv")] if command == "predict" else []
-    line = one_line_error(forked_landzoo(command, str(tiny_checkpoint), "--data", str(data), *extra), command)
+    line = cli_error_line(forked_landzoo(command, str(tiny_checkpoint), "--data", str(data), *extra), command)
     assert re.search(expect, line), line
 
 
 def test_an_interrupted_encode_is_named_as_such(ben_store: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
     store = copy_tree(ben_store, tmp_path / "store")
     (store / "manifest.json").unlink()  # what a kill -9 before the last write leaves
-    line = one_line_error(forked_landzoo("test", str(tiny_checkpoint), "--data", str(store)), "test")
+    line = cli_error_line(forked_landzoo("test", str(tiny_checkpoint), "--data", str(store)), "test")
     assert "unfinished landzoo store" in line and "run the same `landzoo encode` command again" in line, line
 
 
@@ -67,7 +68,7 @@ def test_a_closed_pipe_ends_quietly(ben_store: Path) -> None:
 def test_encode_names_a_file_that_is_no_archive_and_reads_tar_bz2(ben_raw: Path, tmp_path: Path) -> None:
     notes = tmp_path / "notes.txt"
     notes.write_text("x")
-    line = one_line_error(
+    line = cli_error_line(
         forked_landzoo("encode", "--dataset", "bigearthnet-v1", str(notes), "--out", str(tmp_path / "s")), "encode"
     )
     assert f"{notes} is a file: SRC is the dataset folder or its downloaded archive (.tar, " in line, line

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _faults import copy_tree, forked_landzoo, one_line_error
+
+from _faults import cli_error_line, copy_tree, forked_landzoo
 
 
 def _flip_a_byte(store: Path) -> str:
@@ -36,7 +37,7 @@ def test_a_flipped_byte_in_a_shard_stops_scoring_by_default(
     victim = _flip_a_byte(store)
     out = tmp_path / ("preds.parquet" if command == "predict" else "metrics.json")
     proc = forked_landzoo(command, str(tiny_checkpoint), "--data", str(store), "--out", str(out))
-    line = one_line_error(proc, command)
+    line = cli_error_line(proc, command)
     assert f"patch {victim}" in line and "checksum mismatch" in line, line
     assert not out.exists()
 
@@ -48,7 +49,7 @@ def test_an_edited_sidecar_is_refused_by_test(ben_store: Path, tiny_checkpoint: 
     side["contract"]["stats"]["B04"]["mean"] *= 1.5
     (ckpt / "model.json").write_text(json.dumps(side, indent=2))
     proc = forked_landzoo("test", str(ckpt), "--data", str(ben_store))
-    line = one_line_error(proc, "test")
+    line = cli_error_line(proc, "test")
     assert "model.json was edited or damaged" in line, line
 
 
@@ -59,7 +60,7 @@ def test_a_truncated_weights_file_is_one_line(ben_store: Path, tiny_checkpoint: 
     data = weights.read_bytes()
     weights.write_bytes(data[:cut])  # empty, inside the header, or missing its last bytes
     proc = forked_landzoo("test", str(ckpt), "--data", str(ben_store))
-    line = one_line_error(proc, "test")
+    line = cli_error_line(proc, "test")
     assert "model.safetensors" in line, line
 
 
@@ -90,5 +91,5 @@ def test_an_unwritable_output_is_refused_before_scoring(ben_store: Path, tiny_ch
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x")
     proc = forked_landzoo("predict", str(tiny_checkpoint), "--data", str(ben_store), "--out", str(blocker / "p.csv"))
-    line = one_line_error(proc, "predict")
+    line = cli_error_line(proc, "predict")
     assert str(blocker) in line, line

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from _faults import copy_tree, forked_landzoo, one_line_error
 
+from _faults import cli_error_line, copy_tree, forked_landzoo
 from landzoo.datasets import PatchError, open_dataset
 
 #: Reader -> (generate() options, band selection used for every run). SEN12MS reads S1 too, so that a
@@ -235,7 +235,7 @@ def test_encode_stops_with_one_line_or_lists_them_all_with_skip_bad(
     root, faults = all_faults[dataset]
     store = tmp_path / "store"
     proc = _cli("encode", dataset, root, "--out", str(store), "--workers", "1", "--quiet")
-    line = one_line_error(proc, "encode")
+    line = cli_error_line(proc, "encode")
     m = re.fullmatch(r"landzoo encode: error: patch (\S+) \((.+?)\): (.+)", line)
     assert m and any(_matches(f, *m.groups()) for f in faults), line
     assert not (store / "manifest.json").exists()
@@ -304,7 +304,7 @@ def test_absent_listed_patch_is_a_bad_patch_with_missing_error(
     proc = _cli(
         "encode", dataset, root, "--out", str(tmp_path / "s"), "--workers", "1", "--quiet", "--missing", "error"
     )
-    line = one_line_error(proc, "encode")
+    line = cli_error_line(proc, "encode")
     assert re.fullmatch(rf"landzoo encode: error: patch {pid} \({re.escape(str(path))}\): {reason}", line), line
     store = tmp_path / "skipped"
     proc = _cli(

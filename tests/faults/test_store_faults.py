@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _faults import forked_landzoo, one_line_error
+
+from _faults import cli_error_line, forked_landzoo
 
 ENCODE = ("encode", "--dataset", "bigearthnet-v1", "--shard-records", "8", "--quiet")
 
@@ -47,7 +48,7 @@ def test_file_size_limit_during_encode_is_one_line_then_rerun_is_identical(
     out = tmp_path / "store"
     args = (*ENCODE, "--workers", str(workers), str(ben_raw), "--out", str(out))
     proc = forked_landzoo(*args, timeout=60, preexec=lambda: _limit_file_size(500_000))
-    line = one_line_error(proc, "encode")
+    line = cli_error_line(proc, "encode")
     assert proc.returncode == 1
     assert "file too large: " in line and str(out / "shards") in line, line
     assert not list(out.rglob("*.tmp")), "temporary files left behind"
@@ -81,7 +82,7 @@ def test_full_disk_during_encode_is_one_line_then_rerun_after_freeing_space_is_i
         out = disk / "store"
         args = (*ENCODE, "--workers", str(workers), str(ben_raw), "--out", str(out))
         proc = forked_landzoo(*args, timeout=60)
-        line = one_line_error(proc, "encode")
+        line = cli_error_line(proc, "encode")
         assert "no space left on device: " in line and str(out) in line, line
         subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
         proc = forked_landzoo(*args)
@@ -139,7 +140,7 @@ def test_a_read_only_store_is_read_and_a_read_only_output_is_one_line(
         proc = forked_landzoo("verify", str(ro))
         assert proc.returncode == 0, proc.stderr
         proc = forked_landzoo(*ENCODE, str(ben_raw), "--out", str(ro / "again"))
-        line = one_line_error(proc, "encode")
+        line = cli_error_line(proc, "encode")
         assert "read-only file system: " in line and str(ro) in line, line
 
 

@@ -75,12 +75,9 @@ def state_digest(state: Mapping[str, Any]) -> str:
 
 
 def _load_module(path: Path) -> Any:
-    import landzoo.training as training
+    from landzoo.training import load_module
 
-    loader = getattr(training, "load_module", None)
-    if loader is None:  # the package does not export it (yet): its home module
-        from landzoo.training.run import load_module as loader
-    return loader(path)
+    return load_module(path)
 
 
 #: Memory formats of the convolutions: channels-last is faster with oneDNN on CPUs and with cuDNN on GPUs;
