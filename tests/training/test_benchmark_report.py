@@ -26,7 +26,8 @@ def _result(model: str, f1_macro: float, params: int, status: str = "ok") -> dic
         "family": "cnn",
         "classes": list(BEN19),
         "test": {"f1_macro": f1_macro, "f1_micro": f1_macro + 0.1, "map_macro": 0.5},
-        "test_per_class": {c: {"f1": (i % 10) / 10} for i, c in enumerate(BEN19)},
+        # the last class has no test example: its F1 is undefined (the metrics give 0), the report says n/a
+        "test_per_class": {c: {"f1": (i % 10) / 10, "support": float(i < 18) * (i + 1)} for i, c in enumerate(BEN19)},
         "best_epoch": 2,
         "val_select": 0.7,
         "scaling": {"global_batch": 64, "lr_effective": 1e-3},
@@ -41,6 +42,7 @@ def _result(model: str, f1_macro: float, params: int, status: str = "ok") -> dic
             "infer_img_s_model": 900.0,
             "infer_img_s_e2e": 500.0,
             "peak_mem_bytes": 2**30,
+            "peak_mem_kind": "cpu_rss",
             "precision": "32-true",
         },
         "baseline": {"f1_macro": 0.2, "f1_micro": 0.3},
@@ -131,3 +133,30 @@ def test_benchmark_bad_input(tmp_path: Path) -> None:
         bm.run_benchmark([" "], tmp_path)
     with pytest.raises(bm.BenchmarkError, match="listed twice"):
         bm.run_benchmark(["a", "a"], tmp_path)
+
+
+def test_html_report_key_columns_full_table_per_class_and_captions(tmp_path: Path) -> None:
+    results = [_result("a", 0.5, 10), _result("b", 0.7, 2000)]
+    rows = bm.leaderboard_rows(results)
+    per_class = {r["model"]: r["test_per_class"] for r in results}
+    plots = bm.make_plots(rows, per_class, BEN19, None, tmp_path / "plots")
+    meta = {"protocol": "paper", "hardware": "CPU: test", "store": "s", "test_patches": 99}
+    config = {"optim": {"name": "adam", "lr": 1e-4}, "trainer": {"epochs": 3}}
+    page = bm.write_html(
+        rows, None, meta, plots, tmp_path, per_class=per_class, classes=BEN19, config=config
+    ).read_text()
+    tables = re.findall(r"<table>(.*?)</table>", page, re.S)
+    main_header = re.findall(r"<th[^>]*>([^<]*)</th>", tables[0])
+    assert main_header == ["rank", "model", "params", "MACs", "input px", "macro-F1", "micro-F1", "mAP (macro)",
+                           "train time (s)", "inference (img/s)"]  # fmt: skip
+    assert "<summary>Full table: every metric and cost</summary>" in page
+    full_header = re.findall(r"<th[^>]*>([^<]*)</th>", tables[1])
+    assert full_header == [c for c in bm.LEADERBOARD_COLUMNS if c != "error"]
+    # per-class table: a row per class, the class without test examples shown as n/a in every model column
+    last = re.search(rf"<tr><td class=\"text\">{re.escape(BEN19[-1])}</td>(.*?)</tr>", page).group(1)
+    assert last.count(">n/a<") == 2 and "0.80" not in last
+    first = re.search(rf"<tr><td class=\"text\">{re.escape(BEN19[1])}</td><td>2</td>(.*?)</tr>", page).group(1)
+    assert re.findall(r">([0-9.]+)</td>", first) == ["0.10", "0.10"]
+    for caption in ("number of trainable parameters", "end-to-end inference rate", "training time", "heat map"):
+        assert caption in page
+    assert "optim.lr" in page and "ru_maxrss" in page and "99 test patches" in page

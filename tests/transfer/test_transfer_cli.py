@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -53,6 +54,9 @@ def test_cli_on_a_raw_folder_with_imagenet_weights(
     for name in ("transfer.json", "transfer_runs.csv", "transfer_table.csv", "transfer_table.md", "report.md"):
         assert (out / name).is_file(), name
     assert (out / "score_vs_fraction.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (out / "report.html").read_text()  # self-contained: the plot inlined, a row per initialisation
+    assert not re.search(r'(src|href)="(?!data:)', page) and page.count("data:image/png;base64,") == 1
+    assert all(re.search(rf'<td class="text">{init}</td><td>0.5</td>', page) for init in ("zoo", "random", "imagenet"))
     with open(out / "transfer_runs.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["init"] for r in rows] == ["zoo", "random", "imagenet"]

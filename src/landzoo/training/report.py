@@ -6,14 +6,14 @@ these to write ``leaderboard.{csv,json,md}``, ``plots/*.png`` and ``report.html`
 
 from __future__ import annotations
 
-import base64
 import csv
-import html
 import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from landzoo.files import atomic_write_text
 
 __all__ = [
     "LEADERBOARD_COLUMNS",
@@ -54,6 +54,7 @@ LEADERBOARD_COLUMNS: tuple[str, ...] = (
     "infer_img_s_model",
     "infer_img_s_e2e",
     "peak_mem_mb",
+    "peak_mem_kind",
     "precision",
     "global_batch",
     "lr",
@@ -95,6 +96,7 @@ def leaderboard_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "infer_img_s_model": cost.get("infer_img_s_model"),
             "infer_img_s_e2e": cost.get("infer_img_s_e2e"),
             "peak_mem_mb": None if mem is None else round(mem / 2**20, 1),
+            "peak_mem_kind": cost.get("peak_mem_kind"),
             "precision": cost.get("precision"),
             "global_batch": _get(r, "scaling", "global_batch"),
             "lr": _get(r, "scaling", "lr_effective"),
@@ -257,23 +259,69 @@ def make_plots(
     if models and classes:
         import numpy as np
 
-        grid = np.array([[per_class[m].get(c, {}).get("f1", np.nan) for c in classes] for m in models], dtype=float)
-        fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(classes) + 2), 0.45 * len(models) + 2.6), dpi=110)
-        im = ax.imshow(grid, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
-        ax.set_xticks(range(len(classes)), [_short(c) for c in classes], rotation=70, ha="right", fontsize=7)
-        ax.set_yticks(range(len(models)), models, fontsize=8)
+        grid = np.array(
+            [[np.nan if (f := _f1(per_class[m].get(c))) is None else f for c in classes] for m in models], dtype=float
+        )
+        # classes as rows: 19 class names read horizontally, one column per model; legible at 100 % in the report
+        fig, ax = plt.subplots(figsize=(3.6 + 0.9 * len(models), 0.34 * len(classes) + 1.6), dpi=100)
+        cmap = matplotlib.colormaps["Blues"].with_extremes(bad="#e6e6e6")
+        im = ax.imshow(np.ma.masked_invalid(grid.T), vmin=0.0, vmax=1.0, cmap=cmap, aspect="auto")
+        ax.set_yticks(range(len(classes)), [_short(c, 34) for c in classes], fontsize=9)
+        ax.set_xticks(range(len(models)), models, rotation=30, ha="right", fontsize=9)
         for i in range(len(models)):
             for j in range(len(classes)):
                 v = grid[i, j]
-                if not np.isnan(v):
-                    ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6, color="w" if v < 0.6 else "k")
-        fig.colorbar(im, ax=ax, label="test F1")
-        ax.set_title("per-class F1 (test)")
+                text = "n/a" if np.isnan(v) else f"{v:.2f}"
+                ax.text(
+                    i,
+                    j,
+                    text,
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="#666" if np.isnan(v) else ("w" if v > 0.6 else "k"),
+                )
+        fig.colorbar(im, ax=ax, label="test F1", fraction=0.05)
+        ax.set_title("per-class F1 (test; n/a: no test example)", fontsize=10)
         fig.tight_layout()
         paths["per_class_f1"] = out / "per_class_f1.png"
         fig.savefig(paths["per_class_f1"])
         plt.close(fig)
     return paths
+
+
+#: The columns of the report's main table: what decides between models, labelled in words.
+KEY_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("rank", "rank"),
+    ("model", "model"),
+    ("params", "params"),
+    ("macs", "MACs"),
+    ("input_size", "input px"),
+    ("f1_macro", "macro-F1"),
+    ("f1_micro", "micro-F1"),
+    ("map_macro", "mAP (macro)"),
+    ("train_time_s", "train time (s)"),
+    ("infer_img_s_e2e", "inference (img/s)"),
+)
+
+
+def _f1(row: dict[str, Any] | None) -> float | None:
+    """A class's F1, or None where the split has no example of it (F1 is undefined there, not 0)."""
+    if not row or not row.get("support"):
+        return None
+    return row.get("f1")
+
+
+def _peak_mem_note(rows: list[dict[str, Any]]) -> str:
+    kinds = {r.get("peak_mem_kind") for r in rows if r.get("peak_mem_mb") is not None}
+    if "cpu_rss" in kinds:
+        return (
+            "peak_mem_mb on CPU is the process's peak resident memory since it started (ru_maxrss): in a benchmark "
+            "of several models it is a running maximum over the models trained so far, not a per-model figure. "
+        )
+    if kinds:
+        return "peak_mem_mb is the device's peak allocated memory during the model's run (reset per model). "
+    return ""
 
 
 def write_html(
@@ -282,58 +330,103 @@ def write_html(
     meta: dict[str, Any],
     plots: dict[str, Path],
     out: Path,
+    *,
+    per_class: dict[str, dict[str, dict[str, float]]] | None = None,
+    classes: Sequence[str] = (),
+    config: dict[str, Any] | None = None,
 ) -> Path:
-    """One self-contained HTML report: meta, leaderboard table, baseline, failures, plots inlined as base64."""
-    cols = [c for c in LEADERBOARD_COLUMNS if c != "error"]
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    body = []
-    for r in rows:
-        cls = "" if r["status"] == "ok" else ' class="failed"'
-        body.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(_fmt(r.get(c), c))}</td>" for c in cols) + "</tr>")
+    """One self-contained HTML report that fits a laptop screen.
+
+    The key columns first (the full table one click away), a sentence saying what was run and how to read it,
+    the per-class F1 as a table (classes without test examples shown as n/a), plots with captions in words, the
+    settings and the configuration.
+    """
+    from landzoo import htmlpage as hp
+
+    ok = [r for r in rows if r["status"] == "ok"]
+    protocol = meta.get("protocol")
+    lead = (
+        f"{len(ok)} model(s) trained and tested under the {protocol!s} protocol on {meta.get('store')} "
+        f"({meta.get('test_patches', '?')} test patches), on {meta.get('hardware')}. They are ranked by test macro-F1 "
+        "(the mean over classes of each class's F1), at the epoch selected on the validation split."
+    )
+    if baseline and baseline.get("f1_macro") is not None:
+        lead += (
+            f" The best constant predictor (the same answer for every patch) scores {baseline['f1_macro']:.3f} "
+            "macro-F1: a model below it has learnt nothing."
+        )
+    failed = [r for r in rows if r["status"] != "ok"]
+    if failed:
+        lead += f" {len(failed)} run(s) failed; their errors are listed below."
+
+    def cells(r: dict[str, Any], cols: Sequence[str]) -> list[str]:
+        return [_fmt(r.get(c), c) for c in cols]
+
+    key_cols = [c for c, _ in KEY_COLUMNS]
+    body = [cells(r, key_cols) for r in rows]
+    classes_of_rows = ["" if r["status"] == "ok" else "failed" for r in rows]
     if baseline:
-        cells = {c: "" for c in cols}
-        cells.update(
-            model="best constant predictor",
-            status="baseline",
-            f1_macro=_fmt(baseline.get("f1_macro"), "f1_macro"),
-            f1_micro=_fmt(baseline.get("f1_micro"), "f1_micro"),
+        body.append(
+            ["", "best constant predictor", "", "", "", _fmt(baseline.get("f1_macro"), "f1_macro"),
+             _fmt(baseline.get("f1_micro"), "f1_micro"), "", "", ""]
+        )  # fmt: skip
+        classes_of_rows.append("baseline")
+    main_table = hp.table([label for _, label in KEY_COLUMNS], body, text_columns=2, row_classes=classes_of_rows)
+    full_cols = [c for c in LEADERBOARD_COLUMNS if c != "error"]
+    full = hp.table(full_cols, [cells(r, full_cols) for r in rows], text_columns=3)
+    sections: list[tuple[str | None, str]] = [
+        ("Leaderboard (test split)", main_table + hp.details("Full table: every metric and cost", full)),
+    ]
+    if failed:
+        items = "".join(f"<li><code>{hp.esc(r['model'])}</code>: {hp.esc(r.get('error'))}</li>" for r in failed)
+        sections.append(("Failed runs", f"<ul>{items}</ul>"))
+    models = [r["model"] for r in ok if per_class and r["model"] in per_class]
+    if models and classes:
+        first = per_class[models[0]]  # every model is tested on the same split: one support column
+        table_rows = []
+        for c in classes:
+            support = (first.get(c) or {}).get("support")
+            table_rows.append(
+                [f'<td class="text">{hp.esc(c)}</td>', f"<td>{'' if support is None else int(support)}</td>"]
+                + [hp.heat_cell(_f1(per_class[m].get(c))) for m in models]
+            )
+        sections.append(
+            (
+                "Per-class F1 (test split)",
+                "<p>Each cell is a model's F1 on one class; darker is better. "
+                f"{hp.NA} marks a class without any example in the test split, where F1 is undefined.</p>"
+                + hp.table(["class", "test examples", *models], table_rows, text_columns=1, raw=True),
+            )
         )
-        body.append('<tr class="baseline">' + "".join(f"<td>{html.escape(cells[c])}</td>" for c in cols) + "</tr>")
-    failed = "".join(
-        f"<li><code>{html.escape(str(r['model']))}</code>: {html.escape(str(r.get('error')))}</li>"
-        for r in rows
-        if r["status"] != "ok"
+    captions = {
+        "f1_vs_params": "Test F1 (macro: circles, micro: squares) against the number of trainable parameters, "
+        "log scale: models towards the top left do more with fewer parameters. Dashed lines: the best constant "
+        "predictor.",
+        "f1_vs_inference": "Test F1 against the end-to-end inference rate (store to probabilities, images per "
+        "second, log scale): towards the top right is better.",
+        "f1_vs_train_time": "Test F1 against the training time without validation (seconds, log scale): towards "
+        "the top left is better.",
+        "per_class_f1": "Per-class test F1 of every model as a heat map (n/a: no test example of the class).",
+    }
+    figs = "".join(hp.figure(path, captions.get(key, key)) for key, path in plots.items())
+    if figs:
+        sections.append(("Plots", figs))
+    settings = {k: v for k, v in meta.items() if not isinstance(v, dict)}
+    notes = _peak_mem_note(rows) + (
+        "Training time excludes validation; the inference rate is measured end to end on the test split "
+        "(reading, transfer, model), and model-only on batches already on the device (infer_img_s_model)."
     )
-    images = []
-    for key, path in plots.items():
-        data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-        images.append(
-            f'<figure><img alt="{key}" src="data:image/png;base64,{data}"><figcaption>{key}</figcaption></figure>'
+    settings_html = hp.key_values(settings) + f"<p>{hp.esc(notes)}</p>"
+    if meta.get("software"):
+        settings_html += hp.key_values({"software": meta["software"]})
+    if config:
+        settings_html += hp.details(
+            "Configuration of the runs (the first model's; the others differ in the model)", hp.key_values(config)
         )
-    meta_rows = "".join(
-        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
-        for k, v in meta.items()
-        if not isinstance(v, dict)
-    )
-    doc = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>landzoo benchmark ({html.escape(str(meta.get("protocol")))})</title>
-<style>
-body{{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}}
-table{{border-collapse:collapse;font-size:12px}} td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}
-th{{background:#f3f3f3}} tr.failed td{{color:#a00}} tr.baseline td{{font-style:italic;background:#fafafa}}
-figure{{display:inline-block;margin:8px}} img{{max-width:680px}}
-</style></head><body>
-<h1>landzoo benchmark: protocol <code>{html.escape(str(meta.get("protocol")))}</code></h1>
-<table>{meta_rows}</table>
-<h2>Leaderboard (test split)</h2>
-<table><tr>{head}</tr>{"".join(body)}</table>
-{"<h2>Failed runs</h2><ul>" + failed + "</ul>" if failed else ""}
-<h2>Plots</h2>
-{"".join(images)}
-</body></html>
-"""
+    sections.append(("Settings", settings_html))
+    doc = hp.page(f"landzoo benchmark: protocol {protocol}", sections, lead=lead)
     path = out / "report.html"
-    path.write_text(doc, encoding="utf-8")
+    atomic_write_text(path, doc)
     return path
 
 

@@ -154,8 +154,88 @@ def _report(summary: dict[str, Any], plot: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _html(summary: dict[str, Any], plot: Path) -> str:
+    """The report as one self-contained HTML page: what was run in words, the table, the plot, the details."""
+    from landzoo import htmlpage as hp
+
+    cfg, proto, src, tgt = summary["config"], summary["protocol"], summary["source"], summary["target"]
+    score = proto["score"]
+    lead = (
+        f"The {src['arch']} encoder of {src['path']} was transferred to {proto['dataset']} by {cfg['mode']} "
+        f"({proto['description']}), with {', '.join(f'{100 * f:g} %' for f in cfg['fractions'])} of the training "
+        f"labels and {len(cfg['seeds'])} seed(s) per setting, from each initialisation ({', '.join(cfg['inits'])}). "
+        f"The score is the test {score} at the epoch selected on validation; higher is better. "
+        f"Hardware: {summary['env']['hardware']}."
+    )
+    metrics = [m for m in summary["table"][0] if m.endswith("_mean")] if summary["table"] else []
+    header = ["initialisation", "label fraction", "train patches", "seeds"]
+    header += [f"{m.removesuffix('_mean')} (%)" for m in metrics]
+    header += ["train time (s)", "inference (img/s, model)", "inference (img/s, end to end)"]
+    rows = []
+    for r in summary["table"]:
+        cells = [r["init"], f"{r['fraction']:g}", str(r["n_train"]), str(r["seeds"])]
+        for m in metrics:
+            base = m.removesuffix("_mean")
+            mean, std = r[m], r[f"{base}_std"]
+            cells.append(f"{100 * mean:.1f} ± {100 * std:.1f}" if r["seeds"] > 1 else f"{100 * mean:.1f}")
+        cells += [_sig(r["train_time_s"]), _rate(r["infer_img_s_model"]), _rate(r["infer_img_s_e2e"])]
+        rows.append(cells)
+    results = hp.table(header, rows, text_columns=1) + (
+        f"<p>Mean ± standard deviation over seeds, in percent; <b>{hp.esc(score)}</b> is the score.</p>"
+    )
+    caption = (
+        f"Test {score} against the fraction of training labels used (log scale), one line per initialisation; "
+        "error bars: standard deviation over seeds. A pretrained encoder that helps stays above the random "
+        "initialisation, most at the smallest fractions."
+    )
+    sections: list[tuple[str | None, str]] = [
+        ("Results (test split)", results),
+        ("Score against labels", hp.figure(plot, caption)),
+    ]
+    adaptation = []
+    for init, rep in summary["adaptation"].items():
+        if not rep:
+            continue
+        body = [
+            [b["band"], b["rule"] + (f" ({b['note']})" if b.get("note") else ""), b["source"] or "",
+             "" if b["rule"] == "dropped" else f"{b['scale']:.4g}"]
+            for b in rep["bands"]
+        ]  # fmt: skip
+        adaptation.append(
+            f"<p><b>{hp.esc(init)}</b>: layer <code>{hp.esc(rep['layer'])}</code>, rule {hp.esc(rep['rule'])}, "
+            f"alpha {rep['alpha']:.4g}.</p>" + hp.table(["band", "rule", "source band", "scale"], body, text_columns=3)
+        )
+    sections.append(
+        (
+            "First-layer adaptation",
+            "<p>How the first layer's weights of the source bands were mapped to the target's bands.</p>"
+            + ("".join(adaptation) or "<p>No pretrained initialisation was run.</p>"),
+        )
+    )
+    settings = {
+        "checkpoint": src["path"],
+        "checkpoint sha256": src["sha256"],
+        "source bands": src["bands"],
+        "source classes": src["class_set"],
+        "input px": src["input_size"],
+        "target store": tgt["store"],
+        "target splits": tgt["split_source"],
+        "target patches": tgt["patches"],
+        "bands (target order)": summary["bands"],
+        "normalisation": tgt["stats_source"],
+        "resolution": summary["resolution"]["describe"],
+        "loss": proto["loss"],
+        "ImageNet": summary["imagenet"],
+        "torch": summary["env"]["torch"],
+    }
+    sections.append(
+        ("Settings", hp.key_values(settings) + hp.details("Configuration of the sweep", hp.key_values(cfg)))
+    )
+    return hp.page(f"Transfer: {src['arch']} -> {proto['dataset']} ({cfg['mode']})", sections, lead=lead)
+
+
 def write_outputs(out: Path, summary: dict[str, Any]) -> dict[str, Path]:
-    """transfer.json, transfer_runs.csv, transfer_table.csv/.md, score_vs_fraction.png and report.md."""
+    """transfer.json, transfer_runs.csv, transfer_table.csv/.md, score_vs_fraction.png, report.md and report.html."""
     paths = {
         "json": out / "transfer.json",
         "runs": out / "transfer_runs.csv",
@@ -163,6 +243,7 @@ def write_outputs(out: Path, summary: dict[str, Any]) -> dict[str, Path]:
         "table_md": out / "transfer_table.md",
         "plot": out / "score_vs_fraction.png",
         "report": out / "report.md",
+        "html": out / "report.html",
     }
     paths["json"].write_text(json.dumps(_jsonable(summary), indent=2) + "\n", encoding="utf-8")
     run_cols = ["init", "fraction", "seed", "n_train", "classes_in_train", "score_name", "score"]
@@ -190,4 +271,5 @@ def write_outputs(out: Path, summary: dict[str, Any]) -> dict[str, Path]:
     paths["table_md"].write_text(table_markdown(summary) + "\n", encoding="utf-8")
     make_plot(summary, paths["plot"])
     paths["report"].write_text(_report(summary, paths["plot"]), encoding="utf-8")
+    paths["html"].write_text(_html(summary, paths["plot"]), encoding="utf-8")
     return paths
