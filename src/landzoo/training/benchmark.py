@@ -225,7 +225,9 @@ def run_benchmark(
     }
     paths = write_leaderboard(rows, baseline, meta, out)
     plots = make_plots(rows, per_class, classes, baseline, out / "plots")
-    paths["html"] = write_html(rows, baseline, meta, plots, out)
+    paths["html"] = write_html(
+        rows, baseline, meta, plots, out, per_class=per_class, classes=classes, config=first.get("config")
+    )
     paths.update({f"plot_{k}": v for k, v in plots.items()})
     return {"rows": rows, "baseline": baseline, "meta": meta, "paths": paths}
 

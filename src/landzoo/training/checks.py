@@ -46,9 +46,10 @@ def check_store(store: str | Path | None, splits: Sequence[str] = ()) -> Path:
     """The store folder, which must exist and be complete (its manifest is written last)."""
     if store is None:
         raise RunError("no data store given (data.store=PATH or --data PATH); build one with `landzoo encode`")
-    path = Path(store)
-    if not path.is_dir():
-        raise RunError(f"data store {path} does not exist; build one with `landzoo encode`")
-    if not (path / "manifest.json").is_file():
-        raise RunError(f"{path} is not a complete landzoo store (no manifest.json); run `landzoo encode` to finish it")
-    return path
+    from landzoo.store.format import StoreError
+    from landzoo.store.reader import check_store_folder
+
+    try:  # says what the path is instead (a GeoTIFF, a raw folder, an interrupted encode) and the next step
+        return check_store_folder(store)
+    except StoreError as err:
+        raise RunError(str(err)) from None
