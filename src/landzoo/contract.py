@@ -44,6 +44,7 @@ __all__ = [
     "S1_BANDS",
     "S2_L1C_BANDS",
     "S2_L2A_BANDS",
+    "SCL_CLASSES",
     "SEN12MS_S2_BANDS",
     "SIMPLE10",
     "Band",
@@ -479,4 +480,27 @@ def band_stats(bands: Sequence[str], stats: MappingProxyType | dict = BEN_BAND_S
 #: None of them maps to a BigEarthNet-19 class.
 REFERENCE_MAP_EXTRA_CODES: Final = MappingProxyType(
     {0: "no data", 335: "Glaciers and perpetual snow", 999: "UNLABELED"}
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# Sentinel-2 L2A scene classification (SCL), read by ``landzoo map`` and written by the scene generator
+# --------------------------------------------------------------------------------------------------
+
+#: The L2A scene classification values (sen2cor), by value.
+SCL_CLASSES: Final = MappingProxyType(
+    {
+        0: "no data",
+        1: "saturated or defective",
+        2: "dark area pixels",
+        3: "cloud shadows",
+        4: "vegetation",
+        5: "not vegetated",
+        6: "water",
+        7: "unclassified",
+        8: "cloud medium probability",
+        9: "cloud high probability",
+        10: "thin cirrus",
+        11: "snow",
+    }
 )

@@ -11,13 +11,13 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "landzoo"
 
 #: layer of each top-level module or package of landzoo (higher imports lower, never the reverse)
 LAYERS = {
-    **dict.fromkeys(("errors", "files", "hardware", "_lazy", "__version__"), 0),
+    **dict.fromkeys(("errors", "files", "hardware", "htmlpage", "_lazy", "__version__"), 0),
     **dict.fromkeys(("contract", "transforms", "metrics"), 1),
     **dict.fromkeys(("datasets", "synthetic"), 2),
     "store": 3,
-    **dict.fromkeys(("models", "scaling", "checkpoint"), 4),
+    **dict.fromkeys(("models", "scaling", "checkpoint", "inference"), 4),
     "training": 5,
-    **dict.fromkeys(("transfer", "mapping"), 6),
+    **dict.fromkeys(("transfer", "mapping", "export"), 6),
     "cli": 7,
     "__main__": 8,
 }

@@ -227,6 +227,15 @@ def test_linear_probe_shares_one_random_encoder_per_seed_and_reuse_checks_the_da
 
     table = pq.read_table(other / "index.parquet")
     pq.write_table(table.replace_schema_metadata({b"note": b"another store"}), other / "index.parquet")
+    # a consistent store: its manifest records the new index's SHA-256 and is sealed again
+    import hashlib
+
+    from landzoo.files import sealed
+    from landzoo.store.format import canonical_json
+
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["index_sha256"] = hashlib.sha256((other / "index.parquet").read_bytes()).hexdigest()
+    (other / "manifest.json").write_bytes(canonical_json(sealed(manifest)))
     mtimes = {p: p.stat().st_mtime_ns for p in (out / "runs" / "random").rglob("result.json")}
     from dataclasses import replace
 

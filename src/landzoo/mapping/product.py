@@ -49,21 +49,8 @@ __all__ = [
 
 #: Name of the scene classification layer among the band files.
 SCL = "SCL"
-#: The L2A scene classification values (sen2cor).
-SCL_CLASSES = {
-    0: "no data",
-    1: "saturated or defective",
-    2: "dark area pixels",
-    3: "cloud shadows",
-    4: "vegetation",
-    5: "not vegetated",
-    6: "water",
-    7: "unclassified",
-    8: "cloud medium probability",
-    9: "cloud high probability",
-    10: "thin cirrus",
-    11: "snow",
-}
+#: The L2A scene classification values (sen2cor), from the data contract.
+SCL_CLASSES = contract.SCL_CLASSES
 #: SCL values that ``--mask-clouds`` counts as cloud: cloud shadows, both cloud probabilities, thin cirrus.
 CLOUD_CLASSES = (3, 8, 9, 10)
 #: File names under which the product metadata is found (the product's own, and as STAC archives rename it).

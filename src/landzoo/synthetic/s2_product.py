@@ -184,9 +184,7 @@ def _manifest(safe: Path) -> str:
 
 
 def _scl_classes() -> dict[int, str]:
-    from landzoo.mapping.product import SCL_CLASSES
-
-    return SCL_CLASSES
+    return dict(contract.SCL_CLASSES)
 
 
 def _mtd_tl(tile: str, size_px: int, origin: tuple[int, int]) -> str:

@@ -15,12 +15,13 @@ it); it lives here because it is how any model is fed, not something particular 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, Any, Final
 
 from landzoo.training.config import ConfigError
+
+if TYPE_CHECKING:  # torch is imported where a batch is cropped: `landzoo transfer --help` needs none of it
+    import torch
+    from torch import Tensor
 
 __all__ = ["RESOLUTION_MODES", "Resolution"]
 
@@ -57,6 +58,8 @@ class Resolution:
 
     def apply(self, x: Tensor, *, train: bool, generator: torch.Generator | None = None) -> Tensor:
         """Crop or pad a normalised ``[B, C, grid, grid]`` batch to the model's size (no-op for ``resize``)."""
+        import torch
+
         size = self.model_px
         if self.mode == "resize" or (x.shape[-1] == size and x.shape[-2] == size):
             return x
