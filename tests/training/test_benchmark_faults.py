@@ -1,4 +1,4 @@
-"""Fault catalogue of the benchmark and the demo (docs/reliability-training.md): SIGTERM while a model trains,
+"""Fault catalogue of the benchmark and the demo (docs/reliability.md): SIGTERM while a model trains,
 kill -9 between two models, an exception inside a run. SIGTERM stops the whole benchmark with a message saying
 how to continue, and the same command then resumes the interrupted model, reuses the finished ones and ends with
 the leaderboard of an uninterrupted benchmark; an exception is reported as itself and the other models still run."""

@@ -1,4 +1,4 @@
-"""Fault catalogue of training (docs/reliability-training.md): signals at several points of a run, exceptions in
+"""Fault catalogue of training (docs/reliability.md): signals at several points of a run, exceptions in
 callbacks, damaged and crafted checkpoints, a full disk and a read-only folder while checkpoints are written, and
 malformed configs. Each fault ends in the exact outcome the catalogue states: a rerun identical to an uninterrupted
 run, the exception itself, or one line naming the file or key and a non-zero exit."""

@@ -1,4 +1,4 @@
-"""Fault catalogue of transfer (docs/reliability-training.md): SIGTERM and kill -9 at several points of a sweep, then
+"""Fault catalogue of transfer (docs/reliability.md): SIGTERM and kill -9 at several points of a sweep, then
 the same command ends with the numbers of an uninterrupted sweep; a damaged resume point and bad options are one
 line naming the file or option."""
 
