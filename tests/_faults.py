@@ -119,9 +119,13 @@ def run_landzoo(*args: str, timeout: float = 120, **kwargs: object) -> subproces
 
 
 def cli_error_line(proc: subprocess.CompletedProcess[str], command: str) -> str:
-    """The single stderr line of a failed command (asserts: non-zero exit, no traceback, one line)."""
+    """The single stderr line of a failed command (asserts: non-zero exit, no traceback, one line).
+
+    Progress bars and Lightning's device banner (``INFO: GPU available: ...``, printed once per process, so in a
+    forked child only when the test process has not printed it yet) are not error lines."""
     assert proc.returncode != 0, f"{command} succeeded: {proc.stdout[-500:]}"
-    lines = [line for line in proc.stderr.splitlines() if line.strip() and "%|" not in line]
+    banner = ("INFO: GPU available", "INFO: TPU available", "INFO: HPU available")
+    lines = [s for s in proc.stderr.splitlines() if s.strip() and "%|" not in s and not s.startswith(banner)]
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert len(lines) == 1, proc.stderr[-3000:]
     assert lines[0].startswith(f"landzoo {command}: error: "), lines[0]

@@ -121,6 +121,20 @@ def _as_tensor(x: Any) -> Tensor:
     return x if isinstance(x, Tensor) else torch.as_tensor(np.asarray(x))
 
 
+def _checks_mode(checks: str) -> str:
+    if checks not in ("update", "compute"):
+        raise MetricError(f"checks must be 'update' or 'compute', not {checks!r}")
+    return checks
+
+
+def _raise_deferred(metric: Metric, preds_msg: str, target_msg: str) -> None:
+    """``checks="compute"``: the bad values counted on the device by ``update`` (all ranks, already synchronised)."""
+    for count, msg in ((metric.bad_preds, preds_msg), (metric.bad_target, target_msg)):
+        n = int(count)
+        if n:
+            raise MetricError(f"{msg} ({n} value(s) over the evaluated batches)")
+
+
 def _check_binary(target: Tensor, what: str) -> Tensor:
     if target.dtype.is_floating_point:
         if not torch.all((target == 0) | (target == 1)):
@@ -157,6 +171,9 @@ class MultiLabelMetrics(Metric):
 
     ``compute()`` returns ``{key: float for key in MULTILABEL_KEYS} | {"per_class": {name: row}}``; a row
     holds threshold, support, predicted, tp, fp, fn, tn, precision, recall, f1, f2, iou, ap, auroc.
+    ``checks``: ``"update"`` (default) checks the values of every batch as it is added (a bad value raises
+    there, naming it); ``"compute"`` counts bad values on the device and raises in ``compute()`` instead, so
+    that ``update`` never waits for the device (the training engine's validation uses this).
     Under DDP the state is synchronised inside ``compute()``, so every rank gets the global result; the
     evaluation sampler must give each sample to exactly one rank (a padding ``DistributedSampler``
     counts the padded duplicates).
@@ -184,12 +201,16 @@ class MultiLabelMetrics(Metric):
         threshold: float | Sequence[float] | Tensor = 0.5,
         from_logits: bool = False,
         ranking: bool = True,
+        checks: str = "update",
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("compute_with_cache", False)  # callers may pop "per_class" from the result
         super().__init__(**kwargs)
         self.classes = _classes(classes)
         self.num_classes = len(self.classes)
+        self.checks = _checks_mode(checks)
+        self.add_state("bad_preds", default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("bad_target", default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
         self.from_logits = bool(from_logits)
         self.ranking = bool(ranking)
         self.register_buffer("threshold", _threshold_tensor(threshold, self.num_classes), persistent=False)
@@ -213,6 +234,12 @@ class MultiLabelMetrics(Metric):
         if not preds.dtype.is_floating_point:
             raise MetricError(f"preds must be float scores, got {preds.dtype}")
         preds = preds.detach()
+        if self.checks == "compute":
+            bad = ~torch.isfinite(preds)
+            if not self.from_logits:
+                bad |= (preds < 0) | (preds > 1)
+            self.bad_preds += bad.sum().to(self.bad_preds.device)
+            return torch.sigmoid(preds.float()) if self.from_logits else preds
         if not torch.all(torch.isfinite(preds)):
             raise MetricError("preds contain NaN or infinite values")
         if self.from_logits:
@@ -230,7 +257,11 @@ class MultiLabelMetrics(Metric):
         target = _as_tensor(target).to(probs.device)
         if tuple(target.shape) != tuple(probs.shape):
             raise MetricError(f"target shape {tuple(target.shape)} differs from preds shape {tuple(probs.shape)}")
-        y = _check_binary(target, "target")
+        if self.checks == "compute":
+            self.bad_target += ((target != 0) & (target != 1)).sum().to(self.bad_target.device)
+            y = target.bool()
+        else:
+            y = _check_binary(target, "target")
         # float64 comparison: a tuned threshold lies strictly between two float32 scores only in float64
         p = probs.double() >= self.threshold.to(probs.device)
         tp = p & y
@@ -260,6 +291,11 @@ class MultiLabelMetrics(Metric):
     # ---- compute -----------------------------------------------------------------------------
     def compute(self) -> dict[str, Any]:
         """The flat metric dict plus ``"per_class"`` (see the class docstring)."""
+        _raise_deferred(
+            self,
+            "preds contain NaN or infinite values or probabilities outside [0, 1]",
+            "target must be 0/1 (multi-hot); got other values",
+        )
         tp, fp, fn, tn = (t.double().cpu() for t in (self.tp, self.fp, self.fn, self.tn))
         n = int(self.n_samples)
         support = tp + fn
@@ -477,7 +513,7 @@ class MultiClassMetrics(Metric):
     matters) or ``[B]`` class indices; ``target`` ``[B]`` class indices or ``[B, C]`` one-hot rows.
     ``compute()`` returns ``{key: float for key in MULTICLASS_KEYS} | {"per_class": {name: row}}`` with
     rows of precision, recall, f1, support, predicted. The confusion matrix (rows = true class) is
-    :attr:`confmat`.
+    :attr:`confmat`. ``checks``: as :class:`MultiLabelMetrics`.
     """
 
     is_differentiable = False
@@ -486,12 +522,15 @@ class MultiClassMetrics(Metric):
 
     confmat: Tensor
 
-    def __init__(self, classes: Sequence[str], **kwargs: Any) -> None:
+    def __init__(self, classes: Sequence[str], *, checks: str = "update", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.classes = _classes(classes)
         self.num_classes = len(self.classes)
+        self.checks = _checks_mode(checks)
         c = self.num_classes
         self.add_state("confmat", default=torch.zeros(c, c, dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("bad_preds", default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("bad_target", default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
 
     def _indices(self, x: Tensor, what: str, *, one_hot: bool) -> Tensor:
         x = _as_tensor(x).detach()
@@ -499,6 +538,11 @@ class MultiClassMetrics(Metric):
         if x.ndim == 2:
             if x.shape[1] != c:
                 raise MetricError(f"{what} must be [batch] or [batch, {c}], got {tuple(x.shape)}")
+            if self.checks == "compute":  # count on the device, raise in compute()
+                bad = (((x != 0) & (x != 1)).any(1) | ((x != 0).sum(1) != 1)) if one_hot else ~torch.isfinite(x).all(1)
+                counter = self.bad_target if one_hot else self.bad_preds
+                counter += bad.sum().to(counter.device)
+                return x.argmax(1)
             if one_hot:
                 h = _check_binary(x, what)
                 if x.shape[0] and not torch.all(h.sum(1) == 1):
@@ -509,6 +553,10 @@ class MultiClassMetrics(Metric):
             return x.argmax(1)
         if x.ndim != 1 or x.dtype.is_floating_point:
             raise MetricError(f"{what} must be [batch] class indices or [batch, {c}], got {tuple(x.shape)} {x.dtype}")
+        if self.checks == "compute":
+            counter = self.bad_target if one_hot else self.bad_preds
+            counter += ((x < 0) | (x >= c)).sum().to(counter.device)
+            return x.long().clamp(0, c - 1)
         if x.numel() and (int(x.min()) < 0 or int(x.max()) >= c):
             raise MetricError(f"{what} class indices must be in [0, {c}); got [{int(x.min())}, {int(x.max())}]")
         return x.long()
@@ -524,6 +572,11 @@ class MultiClassMetrics(Metric):
 
     def compute(self) -> dict[str, Any]:
         """The flat metric dict plus ``"per_class"`` (see the class docstring)."""
+        _raise_deferred(
+            self,
+            "preds contain NaN or infinite values or class indices out of range",
+            "target rows must be one-hot (exactly one class per sample), or indices in range",
+        )
         cm = self.confmat.double().cpu()
         tp = cm.diag()
         support = cm.sum(1)

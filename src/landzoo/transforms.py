@@ -215,19 +215,27 @@ def _draw(n: int, generator: torch.Generator | None) -> Tensor:
     return torch.randint(0, 8, (n,), generator=generator, device=generator.device if generator is not None else "cpu")
 
 
+#: Transform ``k`` of :func:`dihedral` as (transpose, then flip rows, then flip columns): three selections that
+#: need no data-dependent shapes (``tests/store/test_transforms.py`` checks the table against :func:`dihedral`).
+_DIHEDRAL_PARTS = torch.tensor(
+    [[0, 0, 0], [1, 1, 0], [0, 1, 1], [1, 0, 1], [0, 0, 1], [1, 0, 0], [0, 1, 0], [1, 1, 1]], dtype=torch.bool
+)
+
+
 def _apply(x: Tensor, choice: Tensor) -> Tensor:
+    """Each sample's transform, as three whole-batch selections: no host synchronisation (no ``nonzero``, no
+    branch on the draws), so the step stays asynchronous on a GPU and capturable in a CUDA graph."""
     if x.shape[-1] != x.shape[-2]:
         raise ValueError(f"dihedral augmentation needs square patches, got {tuple(x.shape[-2:])}")
-    choice = choice.to(x.device)
-    # Pure data movement: unsigned ints (uint16 straight from the store) go through their signed twin,
-    # since torch's index_put has no uint16 kernel.
+    if x.device.type == "cuda" and choice.device.type == "cpu":
+        choice = choice.pin_memory().to(x.device, non_blocking=True)  # queued, not waited for
+    parts = _DIHEDRAL_PARTS.to(choice.device)[choice].to(x.device).view(-1, 3, *([1] * (x.dim() - 1)))
+    # pure data movement: unsigned ints (uint16 straight from the store) go through their signed twin
     signed = _SIGNED_TWIN.get(x.dtype)
-    src = x.view(signed) if signed is not None else x
-    out = src.clone()
-    for k in range(1, 8):
-        idx = (choice == k).nonzero(as_tuple=True)[0]
-        if idx.numel():
-            out[idx] = dihedral(src.index_select(0, idx), k)
+    out = x.view(signed) if signed is not None else x
+    out = torch.where(parts[:, 0], out.transpose(-2, -1), out)
+    out = torch.where(parts[:, 1], out.flip(-2), out)
+    out = torch.where(parts[:, 2], out.flip(-1), out)
     return out.view(x.dtype) if signed is not None else out
 
 

@@ -93,3 +93,20 @@ def test_majority_baseline() -> None:
     assert base["accuracy"] == pytest.approx(ref["accuracy"]) and base["f1_macro"] == pytest.approx(ref["f1_macro"])
     for c in range(C):  # no other constant does better
         assert reference(t, np.full_like(t, c))["f1_macro"] <= base["f1_macro"] + 1e-12
+
+
+def test_checks_at_compute_give_the_same_numbers_and_raise_there() -> None:
+    rng = np.random.default_rng(5)
+    scores, target = torch.from_numpy(rng.random((50, C))), torch.from_numpy(rng.integers(0, C, 50))
+    eager, deferred = MultiClassMetrics(EUROSAT_CLASSES), MultiClassMetrics(EUROSAT_CLASSES, checks="compute")
+    eager.update(scores, target)
+    deferred.update(scores, target)
+    assert deferred.compute() == eager.compute()
+    bad = MultiClassMetrics(EUROSAT_CLASSES, checks="compute")
+    bad.update(torch.tensor([0, 1, 2]), torch.tensor([0, 10, -1]))  # no error here
+    with pytest.raises(MetricError, match=r"indices in range \(2 value"):
+        bad.compute()
+    bad = MultiClassMetrics(EUROSAT_CLASSES, checks="compute")
+    bad.update(torch.rand(3, C), torch.ones(3, C, dtype=torch.uint8))
+    with pytest.raises(MetricError, match=r"one-hot .*\(3 value"):
+        bad.compute()

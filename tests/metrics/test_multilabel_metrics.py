@@ -304,3 +304,27 @@ def test_no_samples() -> None:
         got = m.compute()
     assert got["f1_micro"] == 0 and got["hamming_loss"] == 0 and got["num_samples"] == 0
     assert math.isnan(got["map_macro"]) and math.isnan(got["auroc_micro"])
+
+
+def test_checks_at_compute_give_the_same_numbers_and_raise_there() -> None:
+    """``checks="compute"`` (the training engine's validation): the same metrics; bad values are counted on the
+    device and raised by ``compute()`` with their number, not by ``update`` (which then never waits)."""
+    p, y = random_case(60, C, 11)
+    eager, deferred = MultiLabelMetrics(CLASSES), MultiLabelMetrics(CLASSES, checks="compute")
+    for a, b in ((0, 25), (25, 60)):
+        eager.update(torch.from_numpy(p[a:b]), torch.from_numpy(y[a:b]))
+        deferred.update(torch.from_numpy(p[a:b]), torch.from_numpy(y[a:b]))
+    want, got = eager.compute(), deferred.compute()
+    assert got == want
+    bad = MultiLabelMetrics(CLASSES, checks="compute")
+    preds = torch.from_numpy(p[:4]).clone()
+    preds[0, 0], preds[1, 2], preds[2, 1] = float("nan"), 1.5, -0.25
+    bad.update(preds, torch.from_numpy(y[:4]))  # no error here
+    with pytest.raises(MetricError, match=r"outside \[0, 1\] \(3 value\(s\) over the evaluated batches\)"):
+        bad.compute()
+    bad = MultiLabelMetrics(CLASSES, checks="compute")
+    bad.update(torch.from_numpy(p[:4]), torch.full((4, C), 2))
+    with pytest.raises(MetricError, match=rf"0/1 \(multi-hot\); got other values \({4 * C} value"):
+        bad.compute()
+    with pytest.raises(MetricError, match="checks must be"):
+        MultiLabelMetrics(CLASSES, checks="later")

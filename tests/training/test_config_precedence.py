@@ -73,12 +73,12 @@ def test_every_combination_of_sources(
 
 
 def test_the_issue_case_modern_on_the_command_line_over_a_paper_file() -> None:
-    """`fit --config bigearthnet-v1/wrn_eca_b0 protocol=modern` trains at modern's 1e-3 x 256/256, not 1e-4 x 128/256."""
+    """`fit --config bigearthnet-v1/wrn_eca_b0 protocol=modern` trains at modern's 5e-4 x 1024/256, not 1e-4 x 128/256."""
     from landzoo.training.config import resolve_scaling
 
     cfg = load_config("bigearthnet-v1/wrn_eca_b0", ["protocol=modern"])
-    assert (cfg.optim.name, cfg.optim.lr, cfg.data.batch_size) == ("adamw", 1e-3, 256)
-    assert resolve_scaling(cfg, 1).lr_effective == pytest.approx(1e-3)
+    assert (cfg.optim.name, cfg.optim.lr, cfg.data.batch_size) == ("adamw", 5e-4, 1024)
+    assert resolve_scaling(cfg, 1).lr_effective == pytest.approx(2e-3)
     assert cfg.data.store == "data/bigearthnet-v1-store" and cfg.data.num_workers == 8  # the file's other keys stay
     # and an explicit value still beats the protocol
     assert load_config("bigearthnet-v1/wrn_eca_b0", ["protocol=modern", "optim.lr=3e-4"]).optim.lr == 3e-4
@@ -112,7 +112,7 @@ def test_print_config_shows_effective_values_and_their_sources(
         key = line.split(":")[0].strip()
         section = [*section[:depth], key]
         lines[".".join(section)] = line
-    assert lines["optim.lr"].endswith("# protocol modern (command line)") and "0.001" in lines["optim.lr"]
+    assert lines["optim.lr"].endswith("# protocol modern (command line)") and "0.0005" in lines["optim.lr"]
     assert lines["trainer.epochs"].endswith("# command line")
     assert lines["model.name"].endswith(f"# file {path}")
     assert lines["model.kwargs.layers"].endswith(f"# file {path}")

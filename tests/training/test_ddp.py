@@ -1,5 +1,6 @@
 """Two processes (DDP over gloo on CPU) against one: the same metrics on the same weights, and trained weights that
-match a one-process run with the same global batch."""
+match a one-process run with the same global batch; the resident path under DDP (each rank stages its share
+of each epoch) trains the store loader's weights bit for bit."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _train_helpers import landzoo, overrides, results
+from _train_helpers import landzoo, overrides, results, same_end
 
 from landzoo.cli import main
 
@@ -74,3 +75,21 @@ def test_weights_match_a_one_process_run_with_the_same_global_batch(runs: tuple[
         if wa.is_floating_point():
             worst = max(worst, float((wa - wb).abs().max()))
     assert worst < 1e-5, f"largest weight difference {worst}"
+
+
+def test_resident_path_under_ddp_trains_the_loaders_weights(
+    runs: tuple[Path, Path], store: Path, tmp_path: Path
+) -> None:
+    two, _ = runs
+    ddp = {"trainer.devices": 2, "trainer.strategy": "ddp", "data.resident": "true"}
+    proc = landzoo("fit", "--no-progress", *overrides(store, tmp_path, name="two", **EXTRA, **ddp))
+    output, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, output[-3000:]
+    assert "data.resident: staged per epoch under DDP; this rank's share of train" in output
+    assert output.count("data.resident: staged") == 3  # train, val, test; rank 0 only
+    # the same batches on each rank as the loader: the same weights and metrics, which one process reproduces
+    # on these weights (test_metrics_of_two_processes_equal_one_process_on_the_same_weights)
+    same_end(tmp_path / "two", two)
+    assert results(tmp_path / "two")["cost"]["switches"]["data"] == (
+        "resident:test=staged:host,train=staged:host,val=staged:host"
+    )

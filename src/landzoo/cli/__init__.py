@@ -37,6 +37,7 @@ COMMANDS: tuple[str, ...] = (
     "info",
     "bench_io",
     "bench_map",
+    "bench_train",
     "export",
     "transfer",
     "models",

@@ -272,7 +272,10 @@ class StoreDataset(Dataset):
     batch layout (reading each batch in one gather through :meth:`__getitems__`).
 
     ``mode``: ``"mmap"`` (default; memory maps opened lazily in each process, so loader workers are safe),
-    ``"ram"`` (the split copied into one tensor per group) or ``"device"`` (that tensor on ``device``).
+    ``"ram"`` (the split copied into one tensor per group; with ``pin_memory`` in page-locked memory, and so
+    are the batches gathered from it, ready for an asynchronous copy to a GPU) or ``"device"`` (that tensor on
+    ``device``, loaded shard by shard, so the host never holds more than one shard of it; batches are gathered
+    there without a host synchronisation).
     ``verify``: ``"once"`` (default) checks each record's CRC-32 the first time this process reads it, so a
     damaged store is never scored silently and a run of many epochs pays for the check in its first epoch only;
     ``"always"`` checks every read; ``"off"`` none. A damaged record raises :class:`DamagedRecordError` naming
@@ -293,6 +296,7 @@ class StoreDataset(Dataset):
         release_bytes: int = 1 << 30,
         threads: int | None = None,
         progress: bool = False,
+        pin_memory: bool = False,
     ) -> None:
         self.store = store if isinstance(store, Store) else Store(store)
         if mode not in ("mmap", "ram", "device"):
@@ -330,19 +334,24 @@ class StoreDataset(Dataset):
         self._pool: Any = None
         self._since_release = 0
         self.device = torch.device("cpu")
+        self.pin_memory = bool(pin_memory) and mode == "ram" and torch.cuda.is_available()
         self._data: dict[str, torch.Tensor] | None = None
+        if mode == "device":
+            self.device = torch.device(
+                device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
+            )
+            self.labels = self.labels.to(self.device)
         if mode != "mmap":
             self._preload(progress)
-            if mode == "device":
-                self.device = torch.device(
-                    device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
-                )
-                self._data = {g: t.to(self.device) for g, t in self._data.items()}
-                self.labels = self.labels.to(self.device)
 
     # ---- plumbing ---------------------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.rows)
+
+    @property
+    def layout(self) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+        """Per band group of a batch: the shape of one patch ``(C, H, W)`` and the dtype."""
+        return {g: (shape, self._dtypes[g]) for g, shape in self._shapes.items()}
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -393,13 +402,28 @@ class StoreDataset(Dataset):
     def _preload(self, progress: bool) -> None:
         from tqdm.auto import tqdm
 
-        data = {g: torch.empty((len(self), *s), dtype=self._dtypes[g]) for g, s in self._shapes.items()}
+        on_host = self.device.type == "cpu"
+        data = {
+            g: torch.empty((len(self), *s), dtype=self._dtypes[g], device=self.device, pin_memory=self.pin_memory)
+            for g, s in self._shapes.items()
+        }
         bar = tqdm(total=len(self), desc=f"preloading {self.split or 'store'}", unit="patch", disable=not progress)
         try:
             for shard, a, b in _runs(self._shard):
                 positions = np.arange(a, b)
                 offsets = self._offset_np[a:b]
-                self._copy(self._units(shard, positions, offsets, data, a), self._checks(positions, offsets))
+                # on a device: one shard at a time through a host buffer (the host never holds the whole split)
+                dst = (
+                    data
+                    if on_host
+                    else {g: torch.empty((b - a, *s), dtype=self._dtypes[g]) for g, s in self._shapes.items()}
+                )
+                self._copy(
+                    self._units(shard, positions, offsets, dst, a if on_host else 0), self._checks(positions, offsets)
+                )
+                if not on_host:
+                    for g, t in dst.items():
+                        data[g][a:b].copy_(t)
                 bar.update(b - a)
         finally:
             bar.close()
@@ -492,7 +516,7 @@ class StoreDataset(Dataset):
                 storage = proto._typed_storage()._new_shared(n * int(np.prod(shape)), device="cpu")
                 out[g] = proto.new(storage).resize_(n, *shape)
             else:
-                out[g] = torch.empty((n, *shape), dtype=self._dtypes[g])
+                out[g] = torch.empty((n, *shape), dtype=self._dtypes[g], pin_memory=self.pin_memory)
         return out
 
     def get_batch(self, indices: Sequence[int] | np.ndarray | torch.Tensor) -> dict[str, Any]:
@@ -502,8 +526,10 @@ class StoreDataset(Dataset):
         if len(idx) and (idx[0] < 0 or idx[-1] >= len(self)):
             raise IndexError(f"index out of range for a dataset of {len(self)} patches")
         if self._data is not None and self.device.type != "cpu":
-            t = torch.from_numpy(idx).to(self.device)
-            image = {g: d.index_select(0, t) for g, d in self._data.items()}
+            # indices through page-locked memory: the copy is queued, not waited for (no host synchronisation)
+            t = torch.from_numpy(idx)
+            t = (t.pin_memory() if self.device.type == "cuda" else t).to(self.device, non_blocking=True)
+            image = {g: _gather(d, t) for g, d in self._data.items()}
             label = self.labels.index_select(0, t)
         elif self._data is not None:
             image = self._empty(len(idx))
@@ -618,6 +644,14 @@ def _take(src: np.ndarray, rows: np.ndarray, dst: np.ndarray, channels: np.ndarr
         dst[...] = np.take(src, rows, axis=0, mode="clip")[:, channels]
 
 
+def _gather(data: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``data[index]`` on any device; unsigned 16-bit bands move as their signed twin (bit-identical), since
+    not every device has uint16 gather kernels."""
+    if data.dtype == torch.uint16:
+        return data.view(torch.int16).index_select(0, index).view(torch.uint16)
+    return data.index_select(0, index)
+
+
 def _identity(batch: Any) -> Any:
     return batch
 
@@ -727,7 +761,8 @@ class StoreBatchSampler(DistributedSampler):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
-    def batches(self) -> list[np.ndarray]:
+    def batches(self, epoch: int | None = None) -> list[np.ndarray]:
+        """This rank's batches of the current epoch (or of ``epoch``, e.g. to read the next one ahead)."""
         return batch_plan(
             self.n,
             self.batch_size,
@@ -735,7 +770,7 @@ class StoreBatchSampler(DistributedSampler):
             rank=self.rank,
             shuffle=self.shuffle,
             seed=self.seed,
-            epoch=self.epoch,
+            epoch=self.epoch if epoch is None else epoch,
             drop_last=self.drop_last,
         )
 

@@ -51,12 +51,19 @@ def make_datamodule(
     splits: tuple[str, str, str] = ("train", "val", "test"),
     drop_last: bool = False,
     copy_threads: int = 2,
+    resident: bool | str = False,
+    resident_budget: float = 0.7,
+    announce: Callable[[str], None] = print,
 ) -> L.LightningDataModule:
-    """The store's DataModule (DDP-aware sampling lives there), for exactly these bands and classes."""
-    from landzoo.store.datamodule import StoreDataModule
+    """The store's DataModule (DDP-aware sampling lives there), for exactly these bands and classes; with
+    ``resident`` the fast path of :mod:`.resident` where it applies (decided when the Trainer's device is known)."""
+    from landzoo.training.resident import ResidentDataModule
 
-    return StoreDataModule(
+    return ResidentDataModule(
         store,
+        resident=resident,
+        budget=resident_budget,
+        announce=announce,
         bands=tuple(bands),
         classes=classes,
         batch_size=batch_size,
@@ -231,6 +238,10 @@ class ResumableLoader:
 
     def __iter__(self) -> Any:
         skip, self._skip = self._skip, 0
+        iter_from = getattr(self.loader, "iter_from", None)
+        if callable(iter_from):  # the resident path starts anywhere in the epoch's plan itself
+            yield from iter_from(skip)
+            return
         batches = getattr(self.sampler, "batches", None)
         if skip and callable(batches):
             # the sampler knows the epoch's batch order: start after the consumed ones without reading them

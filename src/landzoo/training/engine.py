@@ -40,6 +40,7 @@ from landzoo.training.checkpoint_io import load_lightning_checkpoint
 from landzoo.training.config import Scaling, TrainConfig, resolve_scaling
 from landzoo.training.data import RunData, steps_per_epoch
 from landzoo.training.module import LandCoverModule
+from landzoo.training.resident import describe as describe_data_path
 from landzoo.training.signals import stop_agreed
 from landzoo.training.trainer import env_rank, make_logger, make_trainer, rank0_print, resolve_precision
 
@@ -139,6 +140,8 @@ def train_and_test(
             "infer_img_s_model": model_only_rate(trainer, module, data, cfg),
             "infer_img_s_e2e": e2e["infer_img_s_e2e"],
             "precision": resolve_precision(cfg),
+            # the fast path's switches as they took effect (a failed compile says why)
+            "switches": {"data": describe_data_path(data.inner), **module.fast_path},
             "batch_size": scaling.global_batch,
             "per_device_batch": scaling.per_device_batch,
         },

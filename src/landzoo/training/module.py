@@ -80,7 +80,10 @@ def make_metrics(classes: tuple[str, ...], task: str = "multilabel") -> nn.Modul
     """The metric collection of :mod:`landzoo.metrics` for the task (DDP-synchronised state)."""
     from landzoo.metrics import MultiClassMetrics, MultiLabelMetrics
 
-    return MultiLabelMetrics(classes) if task == "multilabel" else MultiClassMetrics(classes)
+    # value checks counted on the device and raised at compute(): a validation step never waits for the device
+    if task == "multilabel":
+        return MultiLabelMetrics(classes, checks="compute")
+    return MultiClassMetrics(classes, checks="compute")
 
 
 def classifier(model: nn.Module) -> nn.Module:
@@ -169,6 +172,9 @@ class LandCoverModule(L.LightningModule):
         self.test_results: dict[str, Any] = {}
         self._compiled: list[Any] = []  # a list keeps the compiled wrapper out of the module tree
         self._channels_last = False
+        #: the step's switches as they took effect (compile mode or why it failed, channels_last, fused
+        #: optimiser); the engine records them in the run's cost record
+        self.fast_path: dict[str, Any] = {"compile": "off", "channels_last": False, "fused_optimizer": False}
         #: optimiser steps per epoch, set by the runner (the lr schedule needs it before the loaders exist)
         self.steps_per_epoch: int | None = None
 
@@ -204,11 +210,31 @@ class LandCoverModule(L.LightningModule):
         if self._channels_last:
             self.model.to(memory_format=torch.channels_last)
         comp = self.cfg.trainer.compile
-        if (comp is True or (comp == "auto" and on_cuda)) and not self._compiled:
-            self._compiled.append(torch.compile(self.model))
+        failed = str(self.fast_path["compile"]).startswith("failed")  # once is enough: not again for the test
+        if (
+            (comp is True or (comp == "auto" and on_cuda) or comp in _COMPILE_MODES)
+            and not self._compiled
+            and not failed
+        ):
+            mode = comp if comp in _COMPILE_MODES else "default"
+            self._compiled.append(torch.compile(self.model, mode=mode))
+            self.fast_path["compile"] = mode
+        self.fast_path["channels_last"] = self._channels_last
 
-    def _net(self) -> nn.Module:
-        return self._compiled[0] if self._compiled else self.model
+    def _run(self, x: Tensor) -> Tensor:
+        """The model on ``x``: compiled where configured; a model torch.compile cannot compile (the error shows
+        at its first call) falls back to eager with one line saying why, and the run goes on."""
+        if not self._compiled:
+            return self.model(x)
+        try:
+            return self._compiled[0](x)
+        except Exception as err:  # a genuine error of the model raises again from the eager call below
+            self._compiled.clear()
+            why = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"[:300]
+            self.fast_path["compile"] = f"failed ({why})"
+            if self._trainer is None or self.trainer.is_global_zero:
+                print(f"torch.compile failed for {self.cfg.model.name} ({why}); training eagerly", flush=True)
+            return self.model(x)
 
     # ---- forward ----------------------------------------------------------------------------------
     def inputs(
@@ -240,7 +266,7 @@ class LandCoverModule(L.LightningModule):
 
     def forward(self, image: dict[str, Tensor] | Tensor) -> Tensor:
         """Logits ``[B, N]`` for a batch of band groups (or an already stacked tensor)."""
-        return self._net()(self.stack(image))
+        return self._run(self.stack(image))
 
     def logits(self, batch: dict[str, Any], *, train: bool = False) -> Tensor:
         """Logits of a batch: images through the whole model, or cached ``features`` through the classifier."""
@@ -249,7 +275,7 @@ class LandCoverModule(L.LightningModule):
         if not train:
             return self(batch["image"])
         gen = torch.Generator(device="cpu").manual_seed(self._step_seed() + 1)
-        return self._net()(self.inputs(batch["image"], train=True, generator=gen))
+        return self._run(self.inputs(batch["image"], train=True, generator=gen))
 
     def probabilities(self, logits: Tensor) -> Tensor:
         """Sigmoid (multi-label) or softmax (single-label) of fp32 logits."""
@@ -330,13 +356,18 @@ class LandCoverModule(L.LightningModule):
         o = self.cfg.optim
         lr = self.scaling.lr_effective if self.scaling is not None else o.lr
         trainable = [p for p in self.model.parameters() if p.requires_grad]
+        fused = o.fused is True or (o.fused == "auto" and self.device.type == "cuda")
+        extra = {"fused": True} if fused and o.name in ("adam", "adamw") else {}
+        self.fast_path["fused_optimizer"] = bool(extra)
         if o.name == "adamw":
             decay = [p for p in self.model.parameters() if p.requires_grad and p.ndim > 1]
             no_decay = [p for p in self.model.parameters() if p.requires_grad and p.ndim <= 1]
             groups = [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-            opt: torch.optim.Optimizer = torch.optim.AdamW(groups, lr=lr, betas=tuple(o.betas), eps=o.eps)
+            opt: torch.optim.Optimizer = torch.optim.AdamW(groups, lr=lr, betas=tuple(o.betas), eps=o.eps, **extra)
         elif o.name == "adam":
-            opt = torch.optim.Adam(trainable, lr=lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
+            opt = torch.optim.Adam(
+                trainable, lr=lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay, **extra
+            )
         else:
             opt = torch.optim.SGD(trainable, lr=lr, momentum=o.momentum, weight_decay=o.weight_decay)
         epochs = max(1, self.trainer.max_epochs or self.cfg.trainer.epochs)
@@ -349,6 +380,10 @@ class LandCoverModule(L.LightningModule):
         factor = lr_factor_fn(self.cfg, steps_per_epoch, total)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1}}
+
+
+#: ``trainer.compile`` values that name a ``torch.compile`` mode (``true``/``auto`` mean ``default``).
+_COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 
 
 def lr_factor_fn(cfg: TrainConfig, steps_per_epoch: int, total_steps: int) -> Any:

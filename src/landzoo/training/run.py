@@ -109,6 +109,8 @@ def fit(
             splits=(cfg.data.train_split, cfg.data.val_split, cfg.data.test_split),
             drop_last=cfg.data.drop_last,
             copy_threads=cfg.data.copy_threads,
+            resident=cfg.data.resident,
+            resident_budget=cfg.data.resident_budget,
         )
         for split in (cfg.data.train_split, cfg.data.val_split, cfg.data.test_split):
             inner.store.rows(split)  # a missing split or band is a one-line error before anything trains

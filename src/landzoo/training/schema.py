@@ -81,6 +81,13 @@ class DataConfig:
     #: Copy threads of the store's gather in the main process (with num_workers=0): 2 is faster on an idle
     #: machine and no slower when other jobs share the cores (docs/store.md).
     copy_threads: int = 2
+    #: The fast path (docs/training.md): ``auto`` (default) holds each split's native band groups in GPU
+    #: memory when training on CUDA (pinned host memory where a split exceeds ``resident_budget``) and gathers
+    #: batches there, without loader workers; on the CPU it keeps the store loader. ``true``: resident on any
+    #: device (on the CPU: in host memory); ``false``: the store loader (``mode``, ``num_workers``).
+    resident: bool | str = "auto"
+    #: Fraction of the free device memory (measured when a split is loaded) a resident split may take.
+    resident_budget: float = 0.7
     train_split: str = "train"
     val_split: str = "val"
     test_split: str = "test"
@@ -98,6 +105,8 @@ class OptimConfig:
     #: ``processes``: lr x world size (the paper); ``linear``: lr x global batch / reference_batch; ``none``.
     lr_scaling: str = "processes"
     reference_batch: int = 256
+    #: The fused (one kernel for all parameters) Adam/AdamW: ``auto`` on CUDA, else torch's default loop.
+    fused: bool | str = "auto"
 
 
 @dataclass
@@ -135,6 +144,9 @@ class TrainerConfig:
     log_every_n_steps: int = 50
     deterministic: bool = False
     gradient_clip: float | None = None
+    #: ``torch.compile`` of the model: false, true (mode ``default``), ``auto`` (on CUDA), or a mode:
+    #: ``reduce-overhead`` (CUDA graphs, for static shapes: use with ``data.drop_last``), ``max-autotune``.
+    #: A model that fails to compile trains eagerly, with a log line saying why.
     compile: bool | str = False
     channels_last: bool | str = False
     progress: bool = True
@@ -207,7 +219,9 @@ _CHOICES: dict[str, tuple[Any, ...]] = {
     "optim.name": ("adam", "adamw", "sgd"),
     "optim.lr_scaling": ("processes", "linear", "none"),
     "schedule.name": ("step", "cosine", "constant"),
-    "trainer.compile": (True, False, "auto"),
+    "trainer.compile": (True, False, "auto", "default", "reduce-overhead", "max-autotune"),
+    "data.resident": (True, False, "auto"),
+    "optim.fused": (True, False, "auto"),
     "trainer.channels_last": (True, False, "auto"),
     "trainer.precision": ("auto", "32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true"),
 }
@@ -353,6 +367,8 @@ def _validate(cfg: TrainConfig, source: str) -> None:
         )
     if cfg.data.mode == "device" and cfg.data.num_workers > 0:
         raise ConfigError(f"{source}: data.mode=device reads in the main process; set data.num_workers=0")
+    if not 0.0 < cfg.data.resident_budget <= 1.0:
+        raise ConfigError(f"{source}: data.resident_budget is a fraction in (0, 1], got {cfg.data.resident_budget}")
     if not cfg.optim.lr > 0:
         raise ConfigError(f"{source}: optim.lr must be positive, got {cfg.optim.lr}")
     if not 0.0 <= cfg.loss.label_smoothing < 1.0:

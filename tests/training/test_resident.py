@@ -1,0 +1,155 @@
+"""The resident data path (``data.resident``): the same batches, in the same order, as the store loader, so the
+same weights bit for bit on the CPU; resume mid-epoch; where a split is held and the line saying why."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from _train_helpers import MODEL, overrides, results, same_end
+
+from _faults import FaultAt, inject
+from landzoo.cli import main
+from landzoo.store.reader import StoreDataset
+from landzoo.training import run as run_mod
+from landzoo.training.resident import ResidentDataModule, plan_residence, resident_wanted, split_bytes
+
+pytestmark = pytest.mark.slow
+
+# the paper protocol on the CPU, with the dihedral augmentation drawn on the device side of the step
+EXTRA = {"data.batch_size": 8, "augment": "dihedral", "trainer.checkpoint_every_n_steps": 2, "cost.measure": "false"}
+
+
+@pytest.fixture(scope="module")
+def loader_run(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("loader")
+    assert main(["fit", "--no-progress", *overrides(store, out, **EXTRA, **{"data.resident": "false"})]) == 0
+    return out / MODEL
+
+
+@pytest.fixture(scope="module")
+def resident_run(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("resident")
+    assert main(["fit", "--no-progress", *overrides(store, out, **EXTRA, **{"data.resident": "true"})]) == 0
+    return out / MODEL
+
+
+def test_resident_path_trains_the_loaders_weights_bit_for_bit(loader_run: Path, resident_run: Path) -> None:
+    same_end(resident_run, loader_run)
+    assert results(loader_run)["cost"]["switches"]["data"] == "loader"
+    # on the CPU every split is held in host memory; the test split was loaded for the test pass
+    assert results(resident_run)["cost"]["switches"]["data"] == "resident:test=host,train=host,val=host"
+
+
+def test_auto_is_the_loader_on_the_cpu_and_resident_on_cuda() -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda", 0)
+    assert not resident_wanted("auto", cpu) and resident_wanted("auto", cuda)
+    assert resident_wanted(True, cpu) and not resident_wanted(False, cuda)
+
+
+def test_resume_mid_epoch_on_the_resident_path(
+    store: Path, resident_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = overrides(store, tmp_path, **EXTRA, **{"data.resident": "true"})
+    steps = torch.load(resident_run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    per_epoch = steps // 2
+    stop_at = per_epoch + per_epoch // 2 + 1  # in the middle of the second epoch
+    inject(monkeypatch, run_mod, lambda label: [FaultAt("on_train_batch_end", stop_at, sig=signal.SIGTERM)])
+    assert main(["fit", "--no-progress", *args]) == 143
+    ckpt = torch.load(tmp_path / MODEL / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["global_step"] == stop_at and stop_at % per_epoch != 0  # saved mid-epoch
+    inject(monkeypatch, run_mod, lambda label: [])
+    assert main(["fit", "--no-progress", "--resume", *args]) == 0
+    same_end(tmp_path / MODEL, resident_run)
+
+
+def test_plan_residence_says_where_and_why() -> None:
+    cuda = torch.device("cuda", 0)
+    fits = plan_residence(int(5e9), cuda, budget=0.7, what="train split", free_bytes=int(10e9))
+    assert fits.where == "device" and fits.reason == "train split (5.00 GB) held in cuda:0 memory (10.0 GB free)"
+    over = plan_residence(int(43e9), cuda, budget=0.7, what="train split", free_bytes=int(40e9))
+    assert over.where == "pinned"
+    assert over.reason.startswith("train split (43.00 GB) exceeds data.resident_budget 0.7 x 40.0 GB free on cuda:0")
+    assert "28.0 GB: held in pinned host memory" in over.reason
+    on_cpu = plan_residence(int(43e9), torch.device("cpu"), budget=0.7, what="val split")
+    assert on_cpu.where == "host" and "the run trains on the cpu" in on_cpu.reason
+
+
+def test_a_split_over_the_budget_is_held_in_pinned_memory_with_the_line(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The DataModule's side of the fallback: the split is preloaded in (page-locked, where CUDA exists) host
+    memory, gathered there, and the line names the budget, the free memory and the decision."""
+    import landzoo.training.resident as resident
+
+    def over_budget(nbytes: int, device: torch.device, **kw: object) -> resident.Residence:
+        return plan_residence(nbytes, torch.device("cuda", 0), free_bytes=nbytes, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(resident, "plan_residence", over_budget)
+    lines: list[str] = []
+    dm = ResidentDataModule(store, bands="s2_10m_20m", classes="ben19", batch_size=8, resident=True,
+                            budget=0.5, announce=lines.append)  # fmt: skip
+    ds = dm._dataset("train")
+    nbytes = split_bytes(StoreDataset(store, "train", bands="s2_10m_20m", classes="ben19"))
+    assert dm.residence == {"train": "pinned"} and ds.mode == "ram" and ds._data is not None
+    assert lines == [
+        f"data.resident: train split ({nbytes / 1e9:.2f} GB) exceeds data.resident_budget 0.5 x "
+        f"{nbytes / 1e9:.1f} GB free on cuda:0 = {nbytes / 2e9:.1f} GB: held in pinned host memory, each batch "
+        "gathered there and copied asynchronously"
+    ]
+    # its batches are the store's, in the sampler's order
+    plain = StoreDataset(store, "train", bands="s2_10m_20m", classes="ben19")
+    for got, want in zip(dm.train_dataloader(), plain.loader(8, shuffle=True, seed=dm.seed), strict=True):
+        assert np.array_equal(got["index"].numpy(), want["index"].numpy())
+        for g in want["image"]:
+            assert torch.equal(got["image"][g], want["image"][g])
+
+
+def test_a_model_that_fails_to_compile_trains_eagerly_with_a_line(
+    store: Path, loader_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """torch.compile's errors show at the first call of the compiled model: the run says so and goes on eagerly,
+    with the eager run's weights; the switches in the cost record say what took effect."""
+
+    def broken_compile(model: torch.nn.Module, **kw: object) -> object:
+        def call(*args: object) -> object:
+            raise RuntimeError("backend 'inductor' failed: no C++ compiler\nmore detail")
+
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    args = overrides(store, tmp_path, **EXTRA, **{"data.resident": "false", "trainer.compile": "reduce-overhead"})
+    assert main(["fit", "--no-progress", *args]) == 0
+    out = capsys.readouterr().out
+    why = "RuntimeError: backend 'inductor' failed: no C++ compiler"
+    assert out.count(f"torch.compile failed for {MODEL} ({why}); training eagerly") == 1
+    same_end(tmp_path / MODEL, loader_run)
+    switches = results(tmp_path / MODEL)["cost"]["switches"]
+    assert switches == {
+        "data": "loader",
+        "compile": f"failed ({why})",
+        "channels_last": False,
+        "fused_optimizer": False,
+    }
+
+
+@pytest.mark.parametrize(
+    ("setting", "name", "fused"), [("auto", "adamw", False), (True, "adam", True), (True, "sgd", False)]
+)
+def test_fused_optimizer_switch(setting: bool | str, name: str, fused: bool) -> None:
+    """``optim.fused``: ``auto`` is torch's default loop off CUDA (the fused CPU kernel rounds differently, and
+    the paper protocol's CPU weights stay those of the loader tests); ``true`` fuses Adam/AdamW anywhere."""
+    from types import SimpleNamespace
+
+    from landzoo.training.config import TrainConfig, resolve_scaling
+    from landzoo.training.module import LandCoverModule
+
+    cfg = TrainConfig.from_dict({"model": {"name": MODEL}, "optim": {"name": name, "fused": setting}})
+    module = LandCoverModule(cfg.to_dict(), resolve_scaling(cfg, 1).__dict__, None)
+    module._trainer = SimpleNamespace(max_epochs=1)  # type: ignore[assignment]
+    module.steps_per_epoch = 10
+    opt = module.configure_optimizers()["optimizer"]
+    assert bool(opt.defaults.get("fused")) is fused and module.fast_path["fused_optimizer"] is fused
