@@ -23,7 +23,7 @@ from landzoo.training.bench import DEFAULT_MODELS, DEFAULT_ROWS, format_table, m
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: (patches of the synthetic store, batch, warm-up steps, timed steps, loader workers)
-PRESETS = {"cpu": (512, 32, 2, 6, 2), "gpu": (32768, 1024, 20, 100, 12)}
+PRESETS = {"cpu": (512, 32, 3, 10, 2), "gpu": (32768, 1024, 20, 100, 12)}
 
 
 def main() -> int:
@@ -33,6 +33,7 @@ def main() -> int:
     p.add_argument("--work-dir", type=Path, default=Path("/tmp/landzoo-bench-train"))
     p.add_argument("--models", default=",".join(DEFAULT_MODELS))
     p.add_argument("--rows", default=",".join(DEFAULT_ROWS))
+    p.add_argument("--repeat", type=int, default=1, help="interleaved repetitions per model; rows report the median")
     args = p.parse_args()
     patches, batch, warmup, steps, workers = PRESETS[args.preset]
     store = make_store(args.work_dir, patches, workers=workers)
@@ -45,6 +46,7 @@ def main() -> int:
         steps=steps,
         device="cuda" if args.preset == "gpu" else "cpu",
         workers=workers,
+        repeat=args.repeat,
         log=lambda m: print(m, file=sys.stderr, flush=True),
     )
     report["preset"] = args.preset

@@ -580,6 +580,14 @@ def read_meta(path: str | os.PathLike, *, verify: bool = True) -> CheckpointMeta
     """The validated sidecar of a checkpoint, without loading tensors; ``verify`` checks the weights' SHA-256."""
     weights_path, sidecar_path = checkpoint_paths(path)
     if not weights_path.is_file():
+        given = Path(path)
+        if given.suffix == ".ckpt" or (given / "checkpoints").is_dir():
+            # a Lightning training checkpoint is never unpickled here: this reads safetensors + JSON only
+            raise CheckpointError(
+                f"checkpoint {path} is a training checkpoint (.ckpt) or an unfinished run folder; this reads only "
+                "model.safetensors + its JSON sidecar, which `landzoo fit` writes when the run finishes "
+                "(`landzoo test`/`predict` also read a run's .ckpt, safely)"
+            )
         raise CheckpointError(f"checkpoint {path}: weights file {weights_path} not found")
     if not sidecar_path.is_file():
         raise CheckpointError(

@@ -159,7 +159,10 @@ def seal_mismatch(doc: Mapping[str, Any]) -> str | None:
     if seal is None:
         return "absent"
     recorded = seal.get("sha256") if isinstance(seal, Mapping) else None
-    digest = _seal_digest(doc)
+    try:
+        digest = _seal_digest(doc)
+    except ValueError:  # NaN or infinity: never in a file landzoo sealed
+        return "content holds NaN or infinity, which landzoo never writes"
     if recorded == digest:
         return None
     return f"seal sha256 {str(recorded)[:12]}... vs content {digest[:12]}..."

@@ -568,7 +568,9 @@ class MultiClassMetrics(Metric):
         if p.shape != t.shape:
             raise MetricError(f"preds ({p.numel()} samples) and target ({t.numel()} samples) differ in length")
         c = self.num_classes
-        self.confmat += torch.bincount(t * c + p, minlength=c * c).view(c, c).to(self.confmat.device)
+        # index_add_, not bincount: bincount reads min/max back to the host on a GPU
+        cells = (t * c + p).to(self.confmat.device)
+        self.confmat.view(-1).index_add_(0, cells, torch.ones_like(cells))
 
     def compute(self) -> dict[str, Any]:
         """The flat metric dict plus ``"per_class"`` (see the class docstring)."""

@@ -222,14 +222,23 @@ _DIHEDRAL_PARTS = torch.tensor(
 )
 
 
+@functools.lru_cache(maxsize=8)
+def _dihedral_table(device: torch.device) -> Tensor:
+    """:data:`_DIHEDRAL_PARTS` on ``device``, copied once (for draws made on the device)."""
+    return _DIHEDRAL_PARTS.to(device)
+
+
 def _apply(x: Tensor, choice: Tensor) -> Tensor:
     """Each sample's transform, as three whole-batch selections: no host synchronisation (no ``nonzero``, no
     branch on the draws), so the step stays asynchronous on a GPU and capturable in a CUDA graph."""
     if x.shape[-1] != x.shape[-2]:
         raise ValueError(f"dihedral augmentation needs square patches, got {tuple(x.shape[-2:])}")
-    if x.device.type == "cuda" and choice.device.type == "cpu":
-        choice = choice.pin_memory().to(x.device, non_blocking=True)  # queued, not waited for
-    parts = _DIHEDRAL_PARTS.to(choice.device)[choice].to(x.device).view(-1, 3, *([1] * (x.dim() - 1)))
+    if choice.device.type == "cpu":  # drawn on the host: look up there, then a queued copy from pinned memory
+        parts = _DIHEDRAL_PARTS[choice]
+        parts = parts.pin_memory().to(x.device, non_blocking=True) if x.device.type == "cuda" else parts.to(x.device)
+    else:
+        parts = _dihedral_table(choice.device)[choice].to(x.device)
+    parts = parts.view(-1, 3, *([1] * (x.dim() - 1)))
     # pure data movement: unsigned ints (uint16 straight from the store) go through their signed twin
     signed = _SIGNED_TWIN.get(x.dtype)
     out = x.view(signed) if signed is not None else x

@@ -224,7 +224,12 @@ def test_cli_export_fails_above_the_tolerance_and_keeps_no_file(
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["--format", "tflite"], "unknown format 'tflite'"), (["--group-px", "10m:120"], "expected GROUP=PX")],
+    [
+        (["--format", "tflite"], "unknown format 'tflite'"),
+        (["--group-px", "10m:120"], "expected GROUP=PX"),
+        (["--inputs", "stacked"], "--inputs and --group-px shape the graphs: add --format"),
+        (["--group-px", "10m=240"], "--inputs and --group-px shape the graphs: add --format"),
+    ],
 )
 def test_cli_export_bad_options(exported, tmp_path: Path, capsys: pytest.CaptureFixture[str], args, message) -> None:
     ckpt, _, _ = exported

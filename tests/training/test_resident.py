@@ -67,15 +67,28 @@ def test_resume_mid_epoch_on_the_resident_path(
 
 
 def test_plan_residence_says_where_and_why() -> None:
-    cuda = torch.device("cuda", 0)
-    fits = plan_residence(int(5e9), cuda, budget=0.7, what="train split", free_bytes=int(10e9))
+    cuda, cpu, gb = torch.device("cuda", 0), torch.device("cpu"), int(1e9)
+    fits = plan_residence(5 * gb, cuda, budget=0.7, what="train split", free_bytes=10 * gb, host_bytes=64 * gb)
     assert fits.where == "device" and fits.reason == "train split (5.00 GB) held in cuda:0 memory (10.0 GB free)"
-    over = plan_residence(int(43e9), cuda, budget=0.7, what="train split", free_bytes=int(40e9))
+    over = plan_residence(43 * gb, cuda, budget=0.7, what="train split", free_bytes=40 * gb, host_bytes=128 * gb)
     assert over.where == "pinned"
     assert over.reason.startswith("train split (43.00 GB) exceeds data.resident_budget 0.7 x 40.0 GB free on cuda:0")
     assert "28.0 GB: held in pinned host memory" in over.reason
-    on_cpu = plan_residence(int(43e9), torch.device("cpu"), budget=0.7, what="val split")
+    # memory promised to another split (DDP staging) is not free
+    taken = plan_residence(
+        5 * gb, cuda, budget=0.7, what="val", free_bytes=10 * gb, host_bytes=64 * gb, reserved=4 * gb
+    )
+    assert taken.where == "pinned" and "0.7 x 6.0 GB free" in taken.reason
+    neither = plan_residence(43 * gb, cuda, budget=0.7, what="train split", free_bytes=40 * gb, host_bytes=32 * gb)
+    assert neither.where == "loader" and neither.reason.endswith(
+        "and the host has 32.0 GB available: read through the store loader"
+    )
+    on_cpu = plan_residence(43 * gb, cpu, budget=0.7, what="val split", host_bytes=128 * gb)
     assert on_cpu.where == "host" and "the run trains on the cpu" in on_cpu.reason
+    too_big = plan_residence(43 * gb, cpu, budget=0.7, what="val split", host_bytes=32 * gb)
+    assert (
+        too_big.where == "loader" and "32.0 GB available host memory: read through the store loader" in too_big.reason
+    )
 
 
 def test_a_split_over_the_budget_is_held_in_pinned_memory_with_the_line(
@@ -114,9 +127,11 @@ def test_a_model_that_fails_to_compile_trains_eagerly_with_a_line(
     """torch.compile's errors show at the first call of the compiled model: the run says so and goes on eagerly,
     with the eager run's weights; the switches in the cost record say what took effect."""
 
+    from torch._dynamo.exc import TorchDynamoException
+
     def broken_compile(model: torch.nn.Module, **kw: object) -> object:
         def call(*args: object) -> object:
-            raise RuntimeError("backend 'inductor' failed: no C++ compiler\nmore detail")
+            raise TorchDynamoException("backend 'inductor' failed: no C++ compiler\nmore detail")
 
         return call
 
@@ -124,7 +139,7 @@ def test_a_model_that_fails_to_compile_trains_eagerly_with_a_line(
     args = overrides(store, tmp_path, **EXTRA, **{"data.resident": "false", "trainer.compile": "reduce-overhead"})
     assert main(["fit", "--no-progress", *args]) == 0
     out = capsys.readouterr().out
-    why = "RuntimeError: backend 'inductor' failed: no C++ compiler"
+    why = "TorchDynamoException: backend 'inductor' failed: no C++ compiler"
     assert out.count(f"torch.compile failed for {MODEL} ({why}); training eagerly") == 1
     same_end(tmp_path / MODEL, loader_run)
     switches = results(tmp_path / MODEL)["cost"]["switches"]
@@ -153,3 +168,21 @@ def test_fused_optimizer_switch(setting: bool | str, name: str, fused: bool) -> 
     module.steps_per_epoch = 10
     opt = module.configure_optimizers()["optimizer"]
     assert bool(opt.defaults.get("fused")) is fused and module.fast_path["fused_optimizer"] is fused
+
+
+def test_an_error_of_the_compiled_model_itself_is_not_taken_for_a_compile_failure() -> None:
+    """Only compiler errors fall back to eager; the model's own error (here a shape error) raises as itself."""
+    from landzoo.training.config import TrainConfig, resolve_scaling
+    from landzoo.training.module import LandCoverModule
+
+    cfg = TrainConfig.from_dict({"model": {"name": MODEL}, "trainer": {"compile": True}})
+    module = LandCoverModule(cfg.to_dict(), resolve_scaling(cfg, 1).__dict__, None)
+
+    def compiled(x: torch.Tensor) -> torch.Tensor:
+        raise ValueError("mat1 and mat2 shapes cannot be multiplied")
+
+    module._compiled.append(compiled)
+    module.fast_path["compile"] = "default"
+    with pytest.raises(ValueError, match="cannot be multiplied"):
+        module._run(torch.zeros(1, 10, 120, 120))
+    assert module._compiled and module.fast_path["compile"] == "default"  # still compiled

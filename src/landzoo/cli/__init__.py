@@ -63,6 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
 TRAINER_COMMANDS = frozenset({"demo", "fit", "test", "predict", "benchmark", "transfer", "scale"})
 
 
+#: What to do after a SIGTERM, for the commands without a Trainer that keep or refuse earlier output.
+_AFTER_SIGTERM = {
+    "encode": "run the same command again to continue where it stopped",
+    "map": "run the same command again to continue where it stopped (finished scenes are kept)",
+    "export": "nothing half-written was left; run it again with --overwrite",
+    "generate": "run it again with --overwrite",
+}
+
+
 class Terminated(BaseException):
     """SIGTERM (a cluster's preemption, ``kill``) turned into an exception, so ``finally`` blocks clean up.
 
@@ -94,10 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"landzoo {args.command}: interrupted", file=sys.stderr)
         return 130
     except Terminated:
-        print(
-            f"landzoo {args.command}: terminated (SIGTERM); run the same command again to continue where it stopped",
-            file=sys.stderr,
-        )
+        after = _AFTER_SIGTERM.get(args.command, "run it again")
+        print(f"landzoo {args.command}: terminated (SIGTERM); {after}", file=sys.stderr)
         return 143
     except BrokenPipeError:
         # the reader of our output went away (``| head``): nothing more to say; keep Python's exit-time

@@ -98,8 +98,10 @@ def parse_options(items: list[str]) -> dict[str, str]:
 def reader_arguments(args: argparse.Namespace) -> dict[str, Any]:
     """The reader's options from ``-o`` (converted by type) and ``--missing``, for ``open_dataset(..., **kw)``.
 
-    Only what the user set: ``encode`` records these in the store's plan, so the defaults must not appear there
-    (a store started before ``--missing`` existed still resumes, and Python's ``encode()`` plans the same).
+    Only what the user set, as converted values: ``encode`` records these in the store's plan, so the defaults must
+    not appear there (an encode started without ``-o`` options before ``--missing`` existed still resumes, and
+    Python's ``encode()`` plans the same). An encode interrupted under an older landzoo *with* ``-o`` options
+    recorded their raw text and is refused as "other options": start it again into a new folder.
     """
     from landzoo.datasets import reader_class
     from landzoo.datasets.options import make_options

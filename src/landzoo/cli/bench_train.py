@@ -33,6 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=20, help="timed steps (default 20)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="device (default auto)")
     p.add_argument("--workers", type=int, default=2, help="loader processes of the loader rows (default 2)")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run each model's rows N times, interleaved; report the median (default 1)",
+    )
     p.add_argument("--out", type=Path, help="also write the JSON report to this file")
     p.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
     p.set_defaults(func=run)
@@ -43,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from landzoo.files import atomic_write_text
     from landzoo.training.bench import format_table, make_store, parse_row, run_bench
 
-    for name in ("patches", "batch_size", "warmup", "steps"):
+    for name in ("patches", "batch_size", "warmup", "steps", "repeat"):
         if getattr(args, name) < 1:
             raise LandzooError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.workers < 0:
@@ -73,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps,
         device=args.device,
         workers=args.workers,
+        repeat=args.repeat,
         log=log,
     )
     text = json.dumps(report, indent=1)

@@ -77,6 +77,10 @@ def parse_group_px(items: list[str]) -> dict[str, int]:
 def run(args: argparse.Namespace) -> int:
     formats = parse_formats(args.format)
     group_px = parse_group_px(args.group_px)
+    if not formats and (group_px or args.inputs != "groups"):
+        raise LandzooError(
+            "--inputs and --group-px shape the graphs: add --format onnx, torchscript, torch-export or all"
+        )
     if not args.tolerance >= 0:
         raise LandzooError(f"--tolerance must be a non-negative number, not {args.tolerance}")
     from landzoo.export import export_checkpoint

@@ -99,6 +99,13 @@ def run(args: argparse.Namespace) -> int:
     if args.dataset == S2_SCENE:
         if args.patches is not None:
             raise GenerateError("s2-scene takes --size-km, not --patches")
+        for flag, given in (
+            ("--s1", args.s1),
+            ("--patch-px", args.patch_px is not None),
+            ("--flagged", args.flagged is not None),
+        ):
+            if given:
+                raise GenerateError(f"{flag} is a dataset option; s2-scene does not take it")
         return _scene(args)
     if args.patches is None:
         raise GenerateError(f"{args.dataset} needs --patches N")

@@ -17,15 +17,18 @@ The folder (:func:`export_checkpoint`):
   checked against PyTorch before it is kept.
 
 Before it returns, the export loads the folder back through ``timm.create_model("local-dir:...")`` and checks that
-the network computes what the checkpoint's does.
+the network computes what the checkpoint's does. All of it is written and checked in a staging folder beside the
+destination and moved in at the end: a failed, interrupted or refused export leaves no file in the destination,
+and ``overwrite`` removes the files of an earlier export (a stale ``model.onnx`` of another model) first.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -200,19 +203,67 @@ def export_checkpoint(
     a graph (and timm's rebuild) may show. ``log``: a callable given one line per file written (e.g. ``print``).
     """
     from landzoo.export import graphs as g
-    from landzoo.models._common import HEADER_TIMM_ARGS
 
     unknown = [f for f in formats if f not in g.FORMATS]
     if unknown:
         raise g.ExportError(f"unknown export format {unknown[0]!r}; choose from hub, {', '.join(g.FORMATS)}, all")
     meta = read_meta(checkpoint, verify=True)
-    weights_src, sidecar_src = checkpoint_paths(checkpoint)
     dest = Path(out)
     _check_destination(dest, overwrite)
-    say = log or (lambda line: None)
     model, meta = build_model_from_checkpoint(checkpoint)
     model.eval()
     spec = g.graph_spec(model, inputs, native=meta.contract.native, group_px=group_px) if formats else None
+    # everything is written and checked in a staging folder beside ``dest``, then moved in: a failed or
+    # interrupted export leaves nothing in ``dest``, and --overwrite leaves no file of an earlier export
+    stage = dest.parent / f".{dest.name}.export-{os.getpid()}.tmp"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    lines: list[str] = []
+    try:
+        result = _write_folder(model, meta, checkpoint, stage, formats, spec, tolerance, lines.append)
+        _publish(stage, dest)
+    except OSError as err:  # a full disk while staging: name the file the user asked for, not the staging copy
+        name = str(err.filename or "")
+        if not name.startswith(str(stage)):
+            raise
+        raise OSError(err.errno, err.strerror, name.replace(str(stage), str(dest), 1)) from None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    say = log or (lambda line: None)
+    for line in lines:
+        say(line.replace(str(stage), str(dest)))
+    paths = {k: dest / v.name for k, v in result.paths.items()}
+    return ExportResult(paths, result.timm_max_abs_diff, [replace(r, path=dest / r.path.name) for r in result.graphs])
+
+
+def _publish(stage: Path, dest: Path) -> None:
+    """Move the staged files into ``dest`` (each rename atomic), after removing an earlier export's files."""
+    from landzoo.export.graphs import GRAPH_FILES
+
+    dest.mkdir(parents=True, exist_ok=True)
+    ours = {FOLDER_WEIGHTS, FOLDER_SIDECAR, "config.json", "README.md", *GRAPH_FILES.values()}
+    for old in dest.iterdir():
+        if old.name in ours and old.is_file():
+            old.unlink()
+    for new in sorted(stage.iterdir()):
+        os.replace(new, dest / new.name)
+
+
+def _write_folder(
+    model: Any,
+    meta: CheckpointMeta,
+    checkpoint: str | os.PathLike,
+    dest: Path,
+    formats: Sequence[str],
+    spec: Any,
+    tolerance: float,
+    say: Any,
+) -> ExportResult:
+    """The export folder's files, written into ``dest`` and checked (timm's rebuild, each graph's parity)."""
+    from landzoo.export import graphs as g
+    from landzoo.models._common import HEADER_TIMM_ARGS
+
+    weights_src, sidecar_src = checkpoint_paths(checkpoint)
     state = model.state_dict()  # the checkpoint's tensors: build_model_from_checkpoint loaded them strictly
     paths = {
         "weights": dest / FOLDER_WEIGHTS,

@@ -104,13 +104,18 @@ def read_only(scene_path: Path, bands: Sequence[str], band_threads: int, gdal_th
 def _map_process(checkpoint: Path, scene_path: Path, out: Path, extra: Sequence[str]) -> dict[str, Any]:
     """``landzoo map`` in a fresh process: wall time, peak memory (from the kernel), and its summary."""
     cmd = [sys.executable, "-m", "landzoo", "map", str(checkpoint), str(scene_path), "--out", str(out), "--force"]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([*cmd, "--no-progress", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    stdout, stderr = proc.stdout.read(), proc.stderr.read()  # type: ignore[union-attr]
-    proc.stdout.close()  # type: ignore[union-attr]
-    proc.stderr.close()  # type: ignore[union-attr]
+    import tempfile
+
+    # the child's output goes to files, not pipes: a child that writes more than a pipe holds cannot block
+    with tempfile.TemporaryFile("w+") as out_f, tempfile.TemporaryFile("w+") as err_f:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([*cmd, "--no-progress", *extra], stdout=out_f, stderr=err_f, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
+        wall = time.perf_counter() - t0
+        out_f.seek(0)
+        err_f.seek(0)
+        stdout, stderr = out_f.read(), err_f.read()
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed: {stderr.strip() or stdout.strip()}")
     (summary_path,) = out.glob("*_summary.json")

@@ -79,7 +79,7 @@ class MapOptions:
 
     def identity(self) -> dict[str, Any]:
         """What makes two maps of one scene the same map (resume compares it)."""
-        keep = ("stride", "dtype", "mask_clouds", "nodata_threshold", "offset", "bands")
+        keep = ("stride", "dtype", "mask_clouds", "nodata_threshold", "offset", "bands", "quicklook")
         out = {k: v for k, v in asdict(self).items() if k in keep}
         out["bands"] = list(self.bands) if self.bands else None
         if self.mask_clouds:
@@ -104,6 +104,10 @@ def resolve_device(name: str) -> Any:
         raise MapError(f"--device {name!r} is not a torch device (cpu, cuda, cuda:1, auto)") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise MapError(f"--device {name}: CUDA is not available on this machine")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise MapError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if dev.type not in ("cpu", "cuda"):
+        raise MapError(f"--device {name}: landzoo map runs on cpu or cuda")
     return dev
 
 
@@ -239,7 +243,8 @@ def map_scene(scene: Scene, model: MapModel, out_dir: Path, options: MapOptions)
     band_groups = model.groups()
     layers, scl, sgrid = scene.layers(model.bands, scl=options.mask_clouds, offset=options.offset)
     t0 = time.perf_counter()
-    integrity = scene.verify([*layers, *([scl] if scl else [])]) if options.verify else {"note": "--no-verify"}
+    layers_checked = [*layers, *([scl] if scl else [])]
+    integrity = scene.verify(layers_checked, progress=options.progress) if options.verify else {"note": "--no-verify"}
     t_verify = time.perf_counter() - t0
     by_band = {la.band: la for la in layers}
     groups = {g: [by_band[b] for b in names] for g, names in band_groups.items()}
@@ -287,6 +292,12 @@ def map_scene(scene: Scene, model: MapModel, out_dir: Path, options: MapOptions)
 
     def done(batch: WindowBatch, result: tuple[np.ndarray, float] | None) -> None:
         if result is not None:
+            if not np.isfinite(result[0]).all():  # NaN would be written as "not scored": say so instead
+                bad = int((~np.isfinite(result[0])).any(axis=1).sum())
+                raise MapError(
+                    f"{model.arch} gave NaN or infinite probabilities for {bad} window(s) of row {batch.row} of "
+                    f"{scene.name}: the checkpoint's weights are not finite or the scene's values are out of range"
+                )
             row_probs[batch.cols] = result[0]
             t["infer"] += result[1]
             counts["scored"] += batch.size
@@ -433,8 +444,8 @@ def _quicklook_rgb(
     else:
         try:
             rgb_layers, _, _ = scene.layers(RGB, offset=options.offset)
-        except MapError:
-            scene.notes.append("quicklook without true colour: the scene lacks B04/B03/B02")
+        except MapError as err:
+            scene.notes.append(f"quicklook without true colour: {err}")
             return None, None
         layers = {la.band: la for la in rgb_layers}
         raw = read_rgb(layers, width_m, height_m, step)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from landzoo.errors import LandzooError
 
-__all__ = ["MapError", "gdal_reason"]
+__all__ = ["MapError", "gdal_reason", "raster_errors"]
 
 
 class MapError(LandzooError):
@@ -21,3 +21,11 @@ def gdal_reason(err: BaseException) -> str:
             seen.append(line)
         e = e.__cause__ or e.__context__
     return seen[-1] if seen else type(err).__name__
+
+
+def raster_errors() -> tuple[type[BaseException], ...]:
+    """What rasterio and GDAL raise on a failed read or write (GDAL's ``CPLE_*`` errors are not ``OSError``s)."""
+    from rasterio._err import CPLE_BaseError
+    from rasterio.errors import RasterioError
+
+    return (RasterioError, CPLE_BaseError)

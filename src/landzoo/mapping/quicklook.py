@@ -16,6 +16,7 @@ import numpy as np
 
 from landzoo.files import atomic_write
 from landzoo.mapping.colours import class_colours
+from landzoo.mapping.errors import MapError, gdal_reason, raster_errors
 from landzoo.mapping.reader import RGB
 from landzoo.mapping.sources import Layer
 
@@ -54,8 +55,11 @@ def read_rgb(layers: dict[str, Layer], width_m: int, height_m: int, step: int) -
     for band in RGB:
         la = layers[band]
         window = Window(0, 0, width_m // 10 * la.factor, height_m // 10 * la.factor)
-        with rasterio.open(la.file.path) as ds:
-            out.append(ds.read(la.file.index, window=window, out_shape=shape, resampling=Resampling.nearest))
+        try:
+            with rasterio.open(la.file.path) as ds:
+                out.append(ds.read(la.file.index, window=window, out_shape=shape, resampling=Resampling.nearest))
+        except raster_errors() as err:
+            raise MapError(f"cannot read {la.file.path} (band {band}) for the quicklook: {gdal_reason(err)}") from None
     return np.stack(out)
 
 

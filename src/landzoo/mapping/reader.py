@@ -14,8 +14,9 @@ How a scene is read, and why:
   is the costly part) and a **read-ahead thread** (:class:`ReadAhead`) prepares the next batches while the
   model runs on the current one.
 * **Nodata and clouds per window** are counted from the strip itself (column sums, no second read): a window
-  with any nodata pixel (value 0 in L2A, the tile's empty corner) is skipped, and with ``--mask-clouds`` a
-  window whose SCL cloud/cirrus/shadow cover exceeds the threshold.
+  whose share of nodata pixels (value 0 in L2A, the tile's empty corner) exceeds ``--nodata-threshold``
+  (default 0: any nodata pixel) is skipped, and with ``--mask-clouds`` a window whose SCL
+  cloud/cirrus/shadow cover exceeds the threshold.
 
 Memory: per band one chunk (block rows x scene width, plus one window height), the read-ahead queue (at most
 ``prefetch`` batches of ``batch`` windows), and the quicklook rows: independent of the stride.
@@ -29,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -145,7 +146,6 @@ class WindowBatch:
     cloud: int = 0
     read_s: float = 0.0
     rgb: np.ndarray | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -200,11 +200,14 @@ class StripReader:
         return self._rgb_index is not None
 
     def _open(self) -> None:
+        """Open every band; each reader is kept as soon as it is open, so :meth:`close` closes all on a failure."""
         for name, layers in self.groups.items():
             gsd = layers[0].gsd
             side, _ = self.grid.px(gsd)
             w, h = self.grid.width_m // gsd, self.grid.height_m // gsd
-            self._readers[name] = [BandReader(la, w, h, side) for la in layers]
+            self._readers[name] = []
+            for la in layers:
+                self._readers[name].append(BandReader(la, w, h, side))
         if self.scl is not None:
             g = self.scl.gsd
             self._scl_reader = BandReader(self.scl, self.grid.width_m // g, self.grid.height_m // g, self.grid.px(g)[0])
@@ -224,8 +227,8 @@ class StripReader:
         import rasterio
 
         with rasterio.Env(**self.env):
-            self._open()
             try:
+                self._open()
                 with ThreadPoolExecutor(max_workers=self.band_threads) as pool:
                     yield from self._batches(pool)
             finally:

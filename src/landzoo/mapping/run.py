@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from landzoo.files import atomic_write_text, check_writable_dir
-from landzoo.mapping.engine import MapOptions, map_scene
+from landzoo.mapping.engine import MapOptions, map_scene, resolve_device
 from landzoo.mapping.errors import MapError
 from landzoo.mapping.sources import open_scene, scene_stem
 
@@ -153,6 +153,7 @@ def map_scenes(
     if not mine:
         log(f"map: rank {rank} of {world} has none of the {len(stems)} scenes")
         return []
+    resolve_device(options.device)  # a device this machine lacks is refused before any long work
     opened = [open_scene(p, bands=options.bands, offset=options.offset) for p in mine]
     model = load_map_model(checkpoint, threshold=options.threshold, memory_format=options.memory_format)
     for scene in opened:  # a scene that lacks a band fails now, not after hours of other scenes
@@ -168,6 +169,9 @@ def map_scenes(
     results = []
     for scene in opened:
         summary_path = out / f"{scene.name}_summary.json"
+        # the radiometric offset that applies (it changes when product metadata appears beside band files)
+        log(f"{scene.name}: radiometric offset: {scene.offset_source}")
+        request = {**request, "offset_source": scene.offset_source}
         if not force and is_finished(summary_path, request):
             log(f"skipped {scene.name}: finished ({summary_path})")
             results.append(json.loads(summary_path.read_text(encoding="utf-8")))

@@ -80,11 +80,11 @@ class Scene:
     notes: list[str] = field(default_factory=list)
     product: SafeProduct | None = None
 
-    def verify(self, layers: Sequence[Layer]) -> dict[str, Any]:
+    def verify(self, layers: Sequence[Layer], *, progress: bool = False) -> dict[str, Any]:
         """Check the files of ``layers`` against the product's ``manifest.safe`` (sizes and checksums)."""
         if self.product is None:
             return {"manifest": None, "checked": 0, "note": f"a {self.kind} carries no checksums"}
-        return verify(self.product, sorted({la.file.path for la in layers}))
+        return verify(self.product, sorted({la.file.path for la in layers}), progress=progress)
 
     def offsets(self, override: float | None) -> dict[str, float]:
         """Radiometric offset per band (added to raw values): ``override`` for all, else the product's."""

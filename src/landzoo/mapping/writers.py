@@ -29,6 +29,7 @@ import numpy as np
 
 from landzoo.files import atomic_write
 from landzoo.mapping.colours import NODATA_RGBA, class_colours
+from landzoo.mapping.errors import MapError, gdal_reason, raster_errors
 from landzoo.mapping.grid import WindowGrid
 
 __all__ = ["DTYPES", "OUTPUTS", "UINT8_NODATA", "UINT8_SCALE", "MapWriter", "quantise"]
@@ -140,11 +141,13 @@ class MapWriter:
             data = pt.astype(np.float16).astype(np.float32)  # rounded here, so GDAL's conversion is exact
         else:
             data = np.ascontiguousarray(pt, dtype=np.float32)
-        self.ds["probs"].write(data, window=win)
         decided = np.where(np.isnan(pt), UINT8_NODATA, pt >= self.threshold).astype(np.uint8)
-        self.ds["labels"].write(decided, window=win)
         top = np.where(valid, np.argmax(np.where(np.isnan(probs), -1, probs), axis=1), UINT8_NODATA).astype(np.uint8)
-        self.ds["class"].write(top[None, None, :], window=win)
+        for kind, values in (("probs", data), ("labels", decided), ("class", top[None, None, :])):
+            try:
+                self.ds[kind].write(values, window=win)
+            except raster_errors() as err:  # a full disk, a write error of the driver
+                raise MapError(f"cannot write {self.stage[kind]}: {gdal_reason(err)}") from None
         self.labelled += (decided[:, 0, :] == 1).sum(axis=1)
         self.top += np.bincount(top[valid], minlength=len(self.classes))[: len(self.classes)]
         self.nodata_cells += int((~valid).sum())
@@ -155,8 +158,12 @@ class MapWriter:
         """Close the staging files and publish each as a COG (atomic); returns kind -> final path."""
         import rasterio.shutil
 
-        for ds in self.ds.values():
-            ds.close()
+        for kind, ds in self.ds.items():
+            try:
+                ds.close()  # flushes the last blocks
+            except raster_errors() as err:
+                self.abort()
+                raise MapError(f"cannot write {self.stage[kind]}: {gdal_reason(err)}") from None
         resampling = {"probs": "AVERAGE", "labels": "NEAREST", "class": "MODE"}
         out: dict[str, Path] = {}
         try:
@@ -169,7 +176,10 @@ class MapWriter:
                 def write(tmp: Path, src: Path = self.stage[kind], opts: dict[str, str] = opts) -> None:
                     rasterio.shutil.copy(src, tmp, driver="COG", **opts)
 
-                out[kind] = atomic_write(target, write)
+                try:
+                    out[kind] = atomic_write(target, write)
+                except raster_errors() as err:
+                    raise MapError(f"cannot write {target}: {gdal_reason(err)}") from None
         finally:
             self.abort()
         return out

@@ -343,6 +343,8 @@ class StoreDataset(Dataset):
             self.labels = self.labels.to(self.device)
         if mode != "mmap":
             self._preload(progress)
+            if self.pin_memory:
+                self.labels = self.labels.pin_memory()
 
     # ---- plumbing ---------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -372,6 +374,16 @@ class StoreDataset(Dataset):
         if mm is None:
             mm = self._maps[key] = self.store.open_shard(shard, group, patch_id)
         return mm
+
+    def unload(self) -> None:
+        """Free a preloaded copy (``mode="ram"``/``"device"``) now; the dataset reads memory-mapped from then on.
+
+        For whoever still holds the dataset (Lightning keeps a finished stage's loaders): the memory goes back at
+        once, not when the last reference does."""
+        self._data = None
+        self.mode, self.device, self.pin_memory = "mmap", torch.device("cpu"), False
+        self.labels = self.labels.cpu()
+        self.close()
 
     def close(self) -> None:
         """Stop the copy threads and drop the memory maps now (instead of at garbage collection)."""
@@ -403,10 +415,18 @@ class StoreDataset(Dataset):
         from tqdm.auto import tqdm
 
         on_host = self.device.type == "cpu"
-        data = {
-            g: torch.empty((len(self), *s), dtype=self._dtypes[g], device=self.device, pin_memory=self.pin_memory)
-            for g, s in self._shapes.items()
-        }
+        try:
+            data = {
+                g: torch.empty((len(self), *s), dtype=self._dtypes[g], device=self.device, pin_memory=self.pin_memory)
+                for g, s in self._shapes.items()
+            }
+        except (RuntimeError, MemoryError) as err:  # out of device memory, or pinned memory refused
+            where = "page-locked host memory" if self.pin_memory else f"{self.device} memory"
+            gb = sum(int(np.prod(s)) * len(self) * _torch_dtype_size(self._dtypes[g]) for g, s in self._shapes.items())
+            raise StoreError(
+                f"cannot hold the {self.split or 'store'} split ({gb / 1e9:.2f} GB) in {where}: "
+                f"{str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}"
+            ) from None
         bar = tqdm(total=len(self), desc=f"preloading {self.split or 'store'}", unit="patch", disable=not progress)
         try:
             for shard, a, b in _runs(self._shard):
@@ -534,7 +554,8 @@ class StoreDataset(Dataset):
         elif self._data is not None:
             image = self._empty(len(idx))
             self._copy([(d.numpy(), idx, image[g].numpy(), None) for g, d in self._data.items()])
-            label = self.labels.index_select(0, torch.from_numpy(idx))  # (numpy fancy-indexing a tensor: ms)
+            label = torch.empty((len(idx), self.labels.shape[1]), dtype=self.labels.dtype, pin_memory=self.pin_memory)
+            torch.index_select(self.labels, 0, torch.from_numpy(idx), out=label)  # (numpy fancy-indexing: ms)
         else:
             image = self._empty(len(idx))
             offsets = self._offset_np[idx]
@@ -665,6 +686,10 @@ def _default_threads() -> int:
     except AttributeError:  # pragma: no cover - not Linux
         cores = os.cpu_count() or 1
     return min(2, cores)
+
+
+def _torch_dtype_size(dtype: torch.dtype) -> int:
+    return torch.empty(0, dtype=dtype).element_size()
 
 
 def _torch_dtype(name: str) -> torch.dtype:

@@ -276,8 +276,10 @@ def generate_s2_scene(
 ) -> ScenePaths:
     """Write a synthetic L2A product (and its GeoTIFF twin) under ``out``; see the module docstring."""
     import rasterio
+    import rasterio.errors
     import rasterio.shutil
     from affine import Affine
+    from rasterio._err import CPLE_BaseError
     from tqdm.auto import tqdm
 
     size_px = round(size_km * 100)
@@ -391,6 +393,8 @@ def generate_s2_scene(
         truth_path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     except OSError as err:
         raise GenerateError(f"cannot write the scene under {out}: {err}") from None
+    except (rasterio.errors.RasterioError, rasterio.errors.DriverRegistrationError, CPLE_BaseError) as err:  # GDAL
+        raise GenerateError(f"cannot write the scene under {out}: {type(err).__name__}: {err}") from None
     finally:
         for ds in files.values():
             if not ds.closed:

@@ -10,7 +10,8 @@ optimiser, Lightning's loop) on a synthetic BigEarthNet-v1 store of the real sha
 * ``data_wait_share``: the share of the timed wall time between one step's end and the next step's start
   (fetching the batch, moving it to the device, Lightning's hooks): what the model waits for its data;
 * ``val_img_s``: validation batches (forward, sigmoid, metrics update), timed the same way;
-* ``peak_mem_bytes``: ``torch.cuda.max_memory_allocated`` on a GPU; on the CPU the process' peak RSS.
+* ``peak_mem_bytes``: ``torch.cuda.max_memory_allocated`` on a GPU (reset per row); on the CPU the process'
+  peak RSS so far, which only grows: a row shows the largest of itself and the rows before it.
 
 Rows are ``DATA-PRECISION[-compile]``: ``loader`` (the store's DataLoader, memory-mapped, ``num_workers``
 processes) or ``resident`` (:mod:`landzoo.training.resident`); ``fp32`` or ``bf16`` (bf16-mixed autocast).
@@ -18,6 +19,7 @@ processes) or ``resident`` (:mod:`landzoo.training.resident`); ``fp32`` or ``bf1
 
 from __future__ import annotations
 
+import gc
 import json
 import platform
 import time
@@ -197,6 +199,9 @@ def _one_row(
     val_trainer = L.Trainer(limit_val_batches=warmup + steps, callbacks=[vtimer], **common)
     val_trainer.validate(module, datamodule=_Cycle(data, warmup + steps), verbose=False)
     val_img_s, _ = vtimer.result()
+    inner.teardown("fit")
+    del trainer, val_trainer, data  # the loaders' worker processes and resident tensors go now, not rows later
+    gc.collect()
     return {
         "model": model,
         "row": row,
@@ -210,6 +215,20 @@ def _one_row(
         "peak_mem_kind": kind,
         "switches": took,
     }
+
+
+def _median_row(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row from its repeated samples: the sample of median training img/s (so every figure comes from one
+    measurement), with all samples' rates listed; an error if any sample failed."""
+    if len(samples) == 1:
+        return samples[0]
+    failed = [s for s in samples if "error" in s]
+    if failed:
+        return failed[0]
+    ranked = sorted(samples, key=lambda s: s["train_img_s"] or 0.0)
+    row = dict(ranked[(len(ranked) - 1) // 2])
+    row["samples"] = [{k: s[k] for k in ("train_img_s", "val_img_s", "data_wait_share")} for s in samples]
+    return row
 
 
 class _Cycle(L.LightningDataModule):
@@ -233,11 +252,14 @@ class _Cycle(L.LightningDataModule):
             def __iter__(self) -> Any:
                 done = 0
                 while done < n:
+                    before = done
                     for batch in loader:
                         yield batch
                         done += 1
                         if done == n:
                             return
+                    if done == before:  # an empty validation split: nothing to time
+                        return
 
         return Repeat()
 
@@ -255,30 +277,48 @@ def run_bench(
     steps: int = 20,
     device: str = "auto",
     workers: int = 2,
+    repeat: int = 1,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Every (model, row); a row that fails is recorded with its error (the others still run)."""
+    """Every (model, row); a row that fails is recorded with its error (the others still run).
+
+    ``repeat`` > 1 runs a model's rows that many times, interleaved (loader, resident, loader, resident, ...), so
+    a drift of the machine's speed (another tenant, boost clocks) hits every row alike; a row then reports the
+    median of its samples and lists them all (``samples``).
+    """
     from landzoo.store.bench import hardware
 
     for row in rows:
         parse_row(row)
+    if warmup < 1 or steps < 1 or repeat < 1:
+        raise ValueError(f"warmup, steps and repeat must be at least 1, got {warmup}, {steps} and {repeat}")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     results = []
     for model in models:
-        for row in rows:
-            log(f"bench-train: {model} {row} ...")
-            try:
-                r = _one_row(
-                    store, model, row, batch_size=batch_size, warmup=warmup, steps=steps, device=device, workers=workers
+        samples: dict[str, list[dict[str, Any]]] = {row: [] for row in rows}
+        for _ in range(repeat):
+            for row in rows:
+                log(f"bench-train: {model} {row} ...")
+                try:
+                    r = _one_row(
+                        store,
+                        model,
+                        row,
+                        batch_size=batch_size,
+                        warmup=warmup,
+                        steps=steps,
+                        device=device,
+                        workers=workers,
+                    )
+                except Exception as err:  # a row that cannot run here (e.g. compile without a compiler) is reported
+                    r = {"model": model, "row": row, "error": f"{type(err).__name__}: {str(err)[:300]}"}
+                log(
+                    f"bench-train: {model} {row}: "
+                    + json.dumps({k: r.get(k) for k in ("train_img_s", "val_img_s", "data_wait_share", "error")})
                 )
-            except Exception as err:  # a row that cannot run here (e.g. compile without a compiler) is reported
-                r = {"model": model, "row": row, "error": f"{type(err).__name__}: {str(err)[:300]}"}
-            log(
-                f"bench-train: {model} {row}: "
-                + json.dumps({k: r.get(k) for k in ("train_img_s", "val_img_s", "data_wait_share", "error")})
-            )
-            results.append(r)
+                samples[row].append(r)
+        results += [_median_row(samples[row]) for row in rows]
     import lightning
     import timm
 
@@ -293,6 +333,7 @@ def run_bench(
             "python": platform.python_version(),
         },
         "settings": {
+            "repeat": repeat,
             "store": str(store),
             "batch_size": batch_size,
             "warmup_steps": warmup,

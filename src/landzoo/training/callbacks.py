@@ -66,10 +66,8 @@ class PreemptionCheckpoint(_FixedCheckpoint):
 
     The request comes from :mod:`landzoo.training.signals` (the engine routes Lightning's SIGTERM handler there,
     so Lightning never stops a run on its own between this check and its own, which would leave no checkpoint).
-    It is checked at the end of every training step in one process (a flag: no device involved); under DDP,
-    where the ranks must agree by an all-reduce whose result the host then waits for, every
-    ``trainer.log_every_n_steps`` steps (when Lightning synchronises for its logging anyway) and at the end of
-    every epoch. A SIGTERM during validation therefore waits for the validation and the
+    It is checked at the end of every training step (any rank's request stops all: they agree by all-reduce;
+    in one process it is a flag, no device involved) and at the end of every epoch. A SIGTERM during validation therefore waits for the validation and the
     epoch-end ``last.ckpt`` (a checkpoint taken in the middle of validation would resume with metrics over part
     of the validation set, and so could select another checkpoint). It subclasses ``ModelCheckpoint`` so that
     Lightning runs it after the selection callback and :class:`LastCheckpoint`, whose states it saves.
@@ -91,8 +89,7 @@ class PreemptionCheckpoint(_FixedCheckpoint):
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        every = max(1, int(trainer.log_every_n_steps)) if trainer.world_size > 1 else 1
-        if (batch_idx + 1) % every == 0 and self._agreed(trainer):
+        if self._agreed(trainer):
             trainer.save_checkpoint(self.path, weights_only=False)
             self.saved = True
             raise SIGTERMException()

@@ -50,6 +50,13 @@ def check_store(store: str | Path | None, splits: Sequence[str] = ()) -> Path:
     from landzoo.store.reader import check_store_folder
 
     try:  # says what the path is instead (a GeoTIFF, a raw folder, an interrupted encode) and the next step
-        return check_store_folder(store)
+        path = check_store_folder(store)
+        if splits:
+            from landzoo.store.reader import Store
+
+            opened = Store(path)
+            for split in splits:
+                opened.rows(split)  # a split the store lacks is named with the ones it has
+        return path
     except StoreError as err:
         raise RunError(str(err)) from None

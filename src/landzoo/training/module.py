@@ -222,18 +222,25 @@ class LandCoverModule(L.LightningModule):
         self.fast_path["channels_last"] = self._channels_last
 
     def _run(self, x: Tensor) -> Tensor:
-        """The model on ``x``: compiled where configured; a model torch.compile cannot compile (the error shows
-        at its first call) falls back to eager with one line saying why, and the run goes on."""
+        """The model on ``x``: compiled where configured. A model torch.compile cannot compile (a compiler error,
+        raised at a call of the compiled model before its graph runs) trains eagerly from then on, with one line
+        saying why; any other error is the model's own and raises as itself. (A failure compiling the backward
+        graph, at the first ``backward``, stops the run with the compiler's error: set ``trainer.compile=false``.)"""
         if not self._compiled:
             return self.model(x)
         try:
             return self._compiled[0](x)
-        except Exception as err:  # a genuine error of the model raises again from the eager call below
+        except _compile_errors() as err:
             self._compiled.clear()
-            why = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"[:300]
+            text = str(err).strip()
+            why = f"{type(err).__name__}: {text.splitlines()[0] if text else ''}"[:300]
             self.fast_path["compile"] = f"failed ({why})"
-            if self._trainer is None or self.trainer.is_global_zero:
-                print(f"torch.compile failed for {self.cfg.model.name} ({why}); training eagerly", flush=True)
+            rank = (
+                f"rank {self.trainer.global_rank}: "
+                if self._trainer is not None and self.trainer.world_size > 1
+                else ""
+            )
+            print(f"{rank}torch.compile failed for {self.cfg.model.name} ({why}); training eagerly", flush=True)
             return self.model(x)
 
     # ---- forward ----------------------------------------------------------------------------------
@@ -384,6 +391,14 @@ class LandCoverModule(L.LightningModule):
 
 #: ``trainer.compile`` values that name a ``torch.compile`` mode (``true``/``auto`` mean ``default``).
 _COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+
+
+def _compile_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean "torch.compile could not compile this model" (not an error of the model)."""
+    from torch._dynamo.exc import TorchDynamoException
+    from torch._inductor.exc import CppCompileError
+
+    return (TorchDynamoException, CppCompileError)
 
 
 def lr_factor_fn(cfg: TrainConfig, steps_per_epoch: int, total_steps: int) -> Any:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from collections.abc import Sequence
@@ -12,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from landzoo.files import atomic_write, atomic_write_text
 from landzoo.transfer.config import INITS
 from landzoo.transfer.config import jsonable as _jsonable
 from landzoo.transfer.protocols import TransferProtocol
@@ -108,8 +110,10 @@ def make_plot(summary: dict[str, Any], path: Path) -> Path:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -245,31 +249,33 @@ def write_outputs(out: Path, summary: dict[str, Any]) -> dict[str, Path]:
         "report": out / "report.md",
         "html": out / "report.html",
     }
-    paths["json"].write_text(json.dumps(_jsonable(summary), indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(paths["json"], json.dumps(_jsonable(summary), indent=2) + "\n")
     run_cols = ["init", "fraction", "seed", "n_train", "classes_in_train", "score_name", "score"]
     metric_cols = sorted({k for r in summary["runs"] for k in r["test"]})
     cost_cols = ["params", "trainable_params", "macs", "input_size", "epochs", "steps", "train_time_s", "train_img_s",
                  "infer_img_s_model", "infer_img_s_e2e", "peak_mem_bytes", "feature_time_s"]  # fmt: skip
-    with open(paths["runs"], "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow([*run_cols, *(f"test_{m}" for m in metric_cols), "val_epoch", *cost_cols, "hardware"])
-        for r in summary["runs"]:
-            w.writerow(
-                [r[c] for c in run_cols]
-                + [r["test"].get(m) for m in metric_cols]
-                + [r["val"].get("epoch")]
-                + [r["cost"].get(c) for c in cost_cols]
-                + [summary["env"]["hardware"]]
-            )
+    runs = io.StringIO()
+    w = csv.writer(runs)
+    w.writerow([*run_cols, *(f"test_{m}" for m in metric_cols), "val_epoch", *cost_cols, "hardware"])
+    for r in summary["runs"]:
+        w.writerow(
+            [r[c] for c in run_cols]
+            + [r["test"].get(m) for m in metric_cols]
+            + [r["val"].get("epoch")]
+            + [r["cost"].get(c) for c in cost_cols]
+            + [summary["env"]["hardware"]]
+        )
+    atomic_write_text(paths["runs"], runs.getvalue())
     if summary["table"]:
         cols = list(summary["table"][0])
-        with open(paths["table_csv"], "w", newline="", encoding="utf-8") as fh:
-            w = csv.DictWriter(fh, fieldnames=[*cols, "hardware"])
-            w.writeheader()
-            for row in summary["table"]:
-                w.writerow({**row, "hardware": summary["env"]["hardware"]})
-    paths["table_md"].write_text(table_markdown(summary) + "\n", encoding="utf-8")
+        table = io.StringIO()
+        dw = csv.DictWriter(table, fieldnames=[*cols, "hardware"])
+        dw.writeheader()
+        for row in summary["table"]:
+            dw.writerow({**row, "hardware": summary["env"]["hardware"]})
+        atomic_write_text(paths["table_csv"], table.getvalue())
+    atomic_write_text(paths["table_md"], table_markdown(summary) + "\n")
     make_plot(summary, paths["plot"])
-    paths["report"].write_text(_report(summary, paths["plot"]), encoding="utf-8")
-    paths["html"].write_text(_html(summary, paths["plot"]), encoding="utf-8")
+    atomic_write_text(paths["report"], _report(summary, paths["plot"]))
+    atomic_write_text(paths["html"], _html(summary, paths["plot"]))
     return paths
