@@ -1,7 +1,5 @@
 """``python -m landzoo`` runs the command line."""
 
-import sys
+from landzoo.cli import entry
 
-from landzoo.cli import main
-
-sys.exit(main())
+entry()

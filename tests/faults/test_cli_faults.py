@@ -61,7 +61,7 @@ def test_a_closed_pipe_ends_quietly(ben_store: Path) -> None:
     )
     proc.stdout.close()  # the reader is gone before anything is written, as `head` after its lines
     stderr = proc.stderr.read().decode()
-    assert proc.wait(timeout=120) == 141
+    assert proc.wait(timeout=120) == 141, stderr[-3000:]
     assert stderr == "", stderr
 
 

@@ -117,5 +117,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def entry() -> None:
+    """The process entry point (the ``landzoo`` script, ``python -m landzoo``): :func:`main`, then exit.
+
+    After a closed output pipe (status 141) the process ends at once with ``os._exit``: nothing is left to write,
+    and skipping the interpreter's teardown avoids a native library's thread-teardown race that, on a loaded
+    machine, turned about one such exit in fifteen into SIGABRT ("terminate called without an active exception").
+    """
+    code = main()
+    if code == 141:
+        sys.stderr.flush()
+        os._exit(141)
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()
