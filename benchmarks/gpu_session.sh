@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every GPU measurement the open issues ask for, in one short run on a lent device (see README, "Benchmarks").
+# Every GPU measurement the open issues ask for, in one short run on a lent device (docs/training.md, "The fast
+# path"; docs/map.md).
 # Results land in benchmarks/results/ (and in $OUT when the device tool runs it). Needs the venv: make install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
