@@ -15,7 +15,7 @@ from _faults import FaultAt, inject
 from landzoo.cli import main
 from landzoo.store.reader import StoreDataset
 from landzoo.training import run as run_mod
-from landzoo.training.resident import ResidentDataModule, plan_residence, resident_wanted, split_bytes
+from landzoo.training.resident import ResidentDataModule, plan_residence, resident_wanted
 
 pytestmark = pytest.mark.slow
 
@@ -106,7 +106,9 @@ def test_a_split_over_the_budget_is_held_in_pinned_memory_with_the_line(
     dm = ResidentDataModule(store, bands="s2_10m_20m", classes="ben19", batch_size=8, resident=True,
                             budget=0.5, announce=lines.append)  # fmt: skip
     ds = dm._dataset("train")
-    nbytes = split_bytes(StoreDataset(store, "train", bands="s2_10m_20m", classes="ben19"))
+    plain = StoreDataset(store, "train", bands="s2_10m_20m", classes="ben19")
+    nbytes = plain.nbytes
+    assert nbytes == len(plain) * (4 * 120 * 120 + 6 * 60 * 60) * 2  # uint16 10 m and 20 m groups, native sizes
     assert dm.residence == {"train": "pinned"} and ds.mode == "ram" and ds._data is not None
     assert lines == [
         f"data.resident: train split ({nbytes / 1e9:.2f} GB) exceeds data.resident_budget 0.5 x "
@@ -114,7 +116,6 @@ def test_a_split_over_the_budget_is_held_in_pinned_memory_with_the_line(
         "gathered there and copied asynchronously"
     ]
     # its batches are the store's, in the sampler's order
-    plain = StoreDataset(store, "train", bands="s2_10m_20m", classes="ben19")
     for got, want in zip(dm.train_dataloader(), plain.loader(8, shuffle=True, seed=dm.seed), strict=True):
         assert np.array_equal(got["index"].numpy(), want["index"].numpy())
         for g in want["image"]:

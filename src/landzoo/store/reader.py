@@ -355,6 +355,14 @@ class StoreDataset(Dataset):
         """Per band group of a batch: the shape of one patch ``(C, H, W)`` and the dtype."""
         return {g: (shape, self._dtypes[g]) for g, shape in self._shapes.items()}
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the whole split's selected band groups at native resolution (what preloading it costs)."""
+        return sum(
+            int(np.prod(shape)) * len(self) * torch.empty(0, dtype=dtype).element_size()
+            for shape, dtype in self.layout.values()
+        )
+
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_maps"] = {}  # memory maps are per process; reopened lazily after unpickling
@@ -422,9 +430,8 @@ class StoreDataset(Dataset):
             }
         except (RuntimeError, MemoryError) as err:  # out of device memory, or pinned memory refused
             where = "page-locked host memory" if self.pin_memory else f"{self.device} memory"
-            gb = sum(int(np.prod(s)) * len(self) * _torch_dtype_size(self._dtypes[g]) for g, s in self._shapes.items())
             raise StoreError(
-                f"cannot hold the {self.split or 'store'} split ({gb / 1e9:.2f} GB) in {where}: "
+                f"cannot hold the {self.split or 'store'} split ({self.nbytes / 1e9:.2f} GB) in {where}: "
                 f"{str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}"
             ) from None
         bar = tqdm(total=len(self), desc=f"preloading {self.split or 'store'}", unit="patch", disable=not progress)
@@ -686,10 +693,6 @@ def _default_threads() -> int:
     except AttributeError:  # pragma: no cover - not Linux
         cores = os.cpu_count() or 1
     return min(2, cores)
-
-
-def _torch_dtype_size(dtype: torch.dtype) -> int:
-    return torch.empty(0, dtype=dtype).element_size()
 
 
 def _torch_dtype(name: str) -> torch.dtype:

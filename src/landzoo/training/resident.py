@@ -107,14 +107,6 @@ def plan_residence(
     )
 
 
-def split_bytes(ds: StoreDataset) -> int:
-    """Bytes of a split's selected band groups at native resolution (what residence costs)."""
-    return sum(
-        int(np.prod(shape)) * len(ds) * torch.empty(0, dtype=dtype).element_size()
-        for shape, dtype in ds.layout.values()
-    )
-
-
 class ResidentLoader:
     """The batches of a :class:`StoreBatchSampler` from a split held whole (``source.get_batch``): an iterable
     with the loader's ``sampler`` (Lightning sets its epoch) and :meth:`iter_from` (resume mid-epoch)."""
@@ -306,7 +298,7 @@ class ResidentDataModule(StoreDataModule):
             return self.datasets[role]
         device = self._device
         probe = self._mmap_dataset(role)
-        res = plan_residence(split_bytes(probe), device, budget=self.budget, what=f"{self.split_names[role]} split")
+        res = plan_residence(probe.nbytes, device, budget=self.budget, what=f"{self.split_names[role]} split")
         self.residence[role] = res.where
         self._say(f"data.resident: {res.reason}")
         if res.where == "loader":
@@ -329,7 +321,7 @@ class ResidentDataModule(StoreDataModule):
         if not self.active:
             return super()._loader(role, shuffle)
         ds = self._dataset(role)
-        if self.residence.get(role) == "loader":
+        if self.residence.get(role) in ("loader", "staged:loader"):  # decided once, said once
             return super()._loader(role, shuffle)
         sampler = StoreBatchSampler(
             len(ds),
@@ -342,7 +334,7 @@ class ResidentDataModule(StoreDataModule):
         if self._world == 1:
             return ResidentLoader(ds, sampler)
         if role not in self._staged:
-            share = split_bytes(ds) * (2 if shuffle else 1) // self._world
+            share = ds.nbytes * (2 if shuffle else 1) // self._world
             others = sum(v for k, v in self._planned.items() if k != role)
             res = plan_residence(
                 share, self._device, budget=self.budget, what=f"this rank's share of {ds.split}", reserved=others
